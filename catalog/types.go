@@ -1,0 +1,118 @@
+package catalog
+
+import (
+	"strings"
+	"time"
+)
+
+// JobState is the lifecycle state of a job.
+type JobState string
+
+// Job states: CREATED → SCHEDULED → RUNNING → (PAUSED | FAILED | FINISHED |
+// CANCELED), with RESTARTING between attempts.
+const (
+	Created    JobState = "CREATED"
+	Scheduled  JobState = "SCHEDULED"
+	Running    JobState = "RUNNING"
+	Restarting JobState = "RESTARTING"
+	Paused     JobState = "PAUSED"
+	Failed     JobState = "FAILED"
+	Finished   JobState = "FINISHED"
+	Canceled   JobState = "CANCELED"
+)
+
+// Active reports whether a job in this state should have tasks running.
+func (s JobState) Active() bool {
+	switch s {
+	case Created, Scheduled, Running, Restarting:
+		return true
+	}
+	return false
+}
+
+// ConnectorRef is one connector of a job with its options, as written by the
+// user (keys lower-cased). Secrets are kept here; every reader that shows
+// options to a person masks them.
+type ConnectorRef struct {
+	Connector string            `json:"connector"`
+	Options   map[string]string `json:"options,omitempty"`
+}
+
+// JobSpec is what CREATE SYNC JOB asked for, after validation.
+type JobSpec struct {
+	Source     ConnectorRef      `json:"source"`
+	Transforms []ConnectorRef    `json:"transforms,omitempty"`
+	Sink       ConnectorRef      `json:"sink"`
+	Options    map[string]string `json:"options,omitempty"` // WITH (…), keys canonical
+}
+
+// Vertex is a node of a job's logical DAG.
+type Vertex struct {
+	ID        int    `json:"id"`
+	Kind      string `json:"kind"` // source | transform | sink
+	Connector string `json:"connector"`
+	// Ref says which connector of the spec: -1 source, -2 sink, i ≥ 0 Transforms[i].
+	Ref int `json:"ref"`
+}
+
+// Vertex references into a JobSpec.
+const (
+	RefSource = -1
+	RefSink   = -2
+)
+
+// Pipeline is a chain of vertices run together, Parallelism times.
+type Pipeline struct {
+	ID          int   `json:"id"`
+	Vertices    []int `json:"vertices"`
+	Parallelism int   `json:"parallelism"`
+}
+
+// Plan is the planner's output for a job: the logical DAG and its pipelines.
+// Tasks are pipeline × subtask.
+type Plan struct {
+	Vertices  []Vertex   `json:"vertices"`
+	Edges     [][2]int   `json:"edges"`
+	Pipelines []Pipeline `json:"pipelines"`
+}
+
+// Job is one sync job. Values read from the catalog are copies the caller may
+// keep; the catalog never mutates a stored Job in place.
+type Job struct {
+	ID        uint64    `json:"id"` // Raft index of the CREATE
+	Name      string    `json:"name"`
+	SQL       string    `json:"sql"` // canonical CREATE text, secrets included
+	Spec      JobSpec   `json:"spec"`
+	Plan      Plan      `json:"plan"`
+	State     JobState  `json:"state"`
+	Error     string    `json:"error,omitempty"`
+	Restarts  int       `json:"restarts"`
+	Version   uint64    `json:"version"` // Raft index of the last change
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Event is one entry of the event log (sluice.events).
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Job     string    `json:"job,omitempty"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
+// Node is a cluster member as it registered itself.
+type Node struct {
+	ID           string    `json:"id"`
+	RaftAddr     string    `json:"raft_addr"`
+	MySQLAddr    string    `json:"mysql_addr"`
+	HTTPAddr     string    `json:"http_addr"`
+	Role         string    `json:"role"`
+	Slots        int       `json:"slots"` // 0 = dynamic
+	Tags         string    `json:"tags,omitempty"`
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
+// key normalises a job name for lookup: names are case-insensitive, like
+// MySQL table names on a case-insensitive file system.
+func key(name string) string { return strings.ToLower(name) }

@@ -1,0 +1,119 @@
+package connectors
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+)
+
+// RowKind says what a row of a batch means to the sink.
+type RowKind int8
+
+// Row kinds, in the order Flink and SeaTunnel use. The values travel in the
+// RowKindColumn of every batch and are never renumbered.
+const (
+	Insert RowKind = iota
+	UpdateBefore
+	UpdateAfter
+	Delete
+)
+
+var rowKindNames = [...]string{"INSERT", "UPDATE_BEFORE", "UPDATE_AFTER", "DELETE"}
+
+func (k RowKind) String() string {
+	if k >= 0 && int(k) < len(rowKindNames) {
+		return rowKindNames[k]
+	}
+	return fmt.Sprintf("RowKind(%d)", int8(k))
+}
+
+// RowKindColumn is the name of column 0 of every batch: an int8 RowKind per row.
+const RowKindColumn = "__row_kind"
+
+// RowKindField is the schema field of the row-kind column.
+var RowKindField = arrow.Field{Name: RowKindColumn, Type: arrow.PrimitiveTypes.Int8}
+
+// TableID names a table at the source (or, after a transform, at the sink).
+type TableID struct {
+	Database string
+	Table    string
+}
+
+func (t TableID) String() string {
+	if t.Database == "" {
+		return t.Table
+	}
+	return t.Database + "." + t.Table
+}
+
+// Position is a source's opaque record of how far it has read. A source
+// resumes exactly after the batch whose Position it is given.
+type Position []byte
+
+// Batch is the unit of data flowing from sources through transforms to sinks.
+// Record's column 0 is RowKindColumn; the data columns follow. The holder of a
+// Batch owns one reference to Record and must Release it (or hand it on).
+type Batch struct {
+	Table  TableID
+	Record arrow.Record
+	// Position is the source position just after the last row of this batch.
+	Position Position
+	// EventTime is when the newest change of the batch happened at the
+	// source; the sink measures lag against it.
+	EventTime time.Time
+}
+
+// Release drops the batch's reference to its record.
+func (b Batch) Release() {
+	if b.Record != nil {
+		b.Record.Release()
+	}
+}
+
+// Rows is the number of rows in the batch.
+func (b Batch) Rows() int64 {
+	if b.Record == nil {
+		return 0
+	}
+	return b.Record.NumRows()
+}
+
+// Bytes is the size of the batch's Arrow buffers, the unit of the byte
+// counters in sluice.metrics.
+func (b Batch) Bytes() int64 {
+	if b.Record == nil {
+		return 0
+	}
+	var n int64
+	for _, col := range b.Record.Columns() {
+		n += arrayBytes(col.Data())
+	}
+	return n
+}
+
+func arrayBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, buf := range d.Buffers() {
+		if buf != nil {
+			n += int64(buf.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += arrayBytes(c)
+	}
+	return n
+}
+
+// RowKinds returns the row-kind column of rec (borrowed, not retained).
+func RowKinds(rec arrow.Record) (*array.Int8, error) {
+	if rec.NumCols() == 0 || rec.ColumnName(0) != RowKindColumn {
+		return nil, fmt.Errorf("%w: column 0 is not %s", ErrBadBatch, RowKindColumn)
+	}
+	kinds, ok := rec.Column(0).(*array.Int8)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is %s, want int8", ErrBadBatch, RowKindColumn, rec.Column(0).DataType())
+	}
+	return kinds, nil
+}

@@ -1,0 +1,101 @@
+package connectors
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind says where a connector stands in a job.
+type Kind string
+
+// Connector kinds.
+const (
+	KindSource    Kind = "source"
+	KindSink      Kind = "sink"
+	KindTransform Kind = "transform"
+)
+
+// Spec declares a connector: its name (part of the product), kind, options,
+// and the factory for its kind.
+type Spec struct {
+	Name         string
+	Kind         Kind
+	Description  string
+	Options      OptionSet
+	NewSource    SourceFactory
+	NewSink      SinkFactory
+	NewTransform TransformFactory
+}
+
+// Registry holds the connectors a server offers. It is filled once at start
+// (by cmd/sluice) and read-only afterwards, so it needs no lock.
+type Registry struct {
+	specs map[string]*Spec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{specs: map[string]*Spec{}} }
+
+// Register adds a connector. It refuses a duplicate name or a spec whose
+// factory does not match its kind.
+func (r *Registry) Register(s Spec) error {
+	name := strings.ToLower(s.Name)
+	if _, ok := r.specs[name]; ok {
+		return fmt.Errorf("%w: %s", ErrDuplicateRegister, s.Name)
+	}
+	ok := (s.Kind == KindSource && s.NewSource != nil) ||
+		(s.Kind == KindSink && s.NewSink != nil) ||
+		(s.Kind == KindTransform && s.NewTransform != nil)
+	if !ok {
+		return fmt.Errorf("connector %s: kind %q without its factory", s.Name, s.Kind)
+	}
+	s.Name = name
+	r.specs[name] = &s
+	return nil
+}
+
+// MustRegister is Register for wiring code, where an error is a bug.
+func (r *Registry) MustRegister(specs ...Spec) *Registry {
+	for _, s := range specs {
+		if err := r.Register(s); err != nil {
+			panic(err)
+		}
+	}
+	return r
+}
+
+// Lookup finds a connector of the given kind by case-insensitive name. The
+// error wraps ErrUnknownConnector and lists the valid names of that kind.
+func (r *Registry) Lookup(name string, kind Kind) (*Spec, error) {
+	s, ok := r.specs[strings.ToLower(name)]
+	if ok && s.Kind == kind {
+		return s, nil
+	}
+	var valid []string
+	for _, c := range r.All() {
+		if c.Kind == kind {
+			valid = append(valid, c.Name)
+		}
+	}
+	what := "no such connector"
+	if ok {
+		what = fmt.Sprintf("%s is a %s, not a %s", s.Name, s.Kind, kind)
+	}
+	return nil, fmt.Errorf("%w %q (%s); valid %ss are %s", ErrUnknownConnector, name, what, kind, strings.Join(valid, ", "))
+}
+
+// All lists every connector, sorted by kind then name.
+func (r *Registry) All() []*Spec {
+	out := make([]*Spec, 0, len(r.specs))
+	for _, s := range r.specs {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

@@ -1,0 +1,63 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// Sentinel errors of the SPI.
+var (
+	ErrBadBatch          = errors.New("malformed batch")
+	ErrUnknownConnector  = errors.New("unknown connector")
+	ErrUnknownOption     = errors.New("unknown option")
+	ErrMissingOption     = errors.New("missing required option")
+	ErrBadOptionValue    = errors.New("invalid option value")
+	ErrDuplicateRegister = errors.New("connector registered twice")
+)
+
+// Env is what the engine tells a connector instance about where it runs.
+type Env struct {
+	Job         string
+	Subtask     int // 0-based index of this parallel instance
+	Parallelism int // number of parallel instances of the vertex
+	Alloc       memory.Allocator
+	Logger      *slog.Logger
+}
+
+// Source produces batches.
+//
+// Read blocks until a batch is ready, the context ends, or the input is
+// exhausted (io.EOF; only bounded sources return it). Each batch carries the
+// Position just after it; Open(ctx, pos) resumes right after that batch.
+type Source interface {
+	Open(ctx context.Context, from Position) error
+	Read(ctx context.Context) (Batch, error)
+	Close() error
+}
+
+// Sink consumes batches. Write does not take ownership of the batch: a sink
+// that keeps a record past Write must Retain it. Flush makes everything
+// written so far durable at the target.
+type Sink interface {
+	Open(ctx context.Context) error
+	Write(ctx context.Context, b Batch) error
+	Flush(ctx context.Context) error
+	Close() error
+}
+
+// Transform rewrites batches one at a time. It receives ownership of in and
+// returns ownership of the result (which may be in itself). On error it
+// returns the batch it still holds, for the caller to release.
+type Transform interface {
+	Apply(ctx context.Context, in Batch) (Batch, error)
+}
+
+// Factories build connector instances from validated options.
+type (
+	SourceFactory    func(cfg Config, env Env) (Source, error)
+	SinkFactory      func(cfg Config, env Env) (Sink, error)
+	TransformFactory func(cfg Config, env Env) (Transform, error)
+)

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/grafana/pyroscope-go"
+	"github.com/hashicorp/go-hclog"
+
+	"sluice/catalog"
+	"sluice/connectors"
+	"sluice/connectors/blackhole"
+	"sluice/connectors/console"
+	"sluice/connectors/datagen"
+	"sluice/connectors/tablerename"
+	"sluice/exec"
+	"sluice/planner"
+	"sluice/raftstore"
+	"sluice/sqlfront"
+)
+
+// version is set by the linker (-X main.version=…).
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "server":
+		if err := serverCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sluice:", err)
+			os.Exit(1)
+		}
+	case "version", "--version":
+		fmt.Println("sluice", version)
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+	default:
+		fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n", os.Args[1])
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: sluice <command> [flags]
+
+commands:
+  server    run a sluice node (sluice server -h for its flags)
+  version   print the version
+`)
+}
+
+type options struct {
+	dataDir, mysqlAddr, httpAddr, raftAddr string
+	nodeID, join, role, slots, tags        string
+	rootPassword, pyroscopeURL, logLevel   string
+	slotCount                              int
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("sluice server", flag.ContinueOnError)
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the catalog (Raft log, snapshots) and users")
+	fs.StringVar(&o.mysqlAddr, "mysql-addr", "127.0.0.1:9306", "MySQL protocol listen address")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9380", "HTTP listen address (/healthz, /metrics, /debug/pprof)")
+	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:9370", "Raft listen address (must be reachable by other nodes)")
+	fs.StringVar(&o.nodeID, "node-id", "", "node id, stable for the data dir (default: generated on first start and kept in the data dir)")
+	fs.StringVar(&o.join, "join", "", "HTTP address of a node of an existing cluster to join")
+	fs.StringVar(&o.role, "role", "hybrid", "hybrid | master | worker")
+	fs.StringVar(&o.slots, "slots", "dynamic", "task slots of this node: a number, or dynamic")
+	fs.StringVar(&o.tags, "tags", "", "node tags k=v,… for job placement")
+	fs.StringVar(&o.rootPassword, "root-password", os.Getenv("SLUICE_ROOT_PASSWORD"), "password of user root (default $SLUICE_ROOT_PASSWORD); required unless every listener is on loopback")
+	fs.StringVar(&o.pyroscopeURL, "pyroscope-url", os.Getenv("SLUICE_PYROSCOPE_URL"), "push continuous profiles to this Pyroscope server (off when empty)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug | info | warn | error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch o.role {
+	case "hybrid", "master":
+	case "worker":
+		return nil, errors.New("--role worker needs a cluster to join, and joining is not implemented yet; run hybrid")
+	default:
+		return nil, fmt.Errorf("--role %q: want hybrid, master or worker", o.role)
+	}
+	if o.join != "" {
+		return nil, errors.New("--join: multi-node clusters are not implemented yet; run a single node")
+	}
+	if o.slots != "dynamic" {
+		n, err := strconv.Atoi(o.slots)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--slots %q: want a positive number or dynamic", o.slots)
+		}
+		o.slotCount = n
+	}
+	for _, a := range []struct{ flag, addr string }{{"--mysql-addr", o.mysqlAddr}, {"--http-addr", o.httpAddr}, {"--raft-addr", o.raftAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, fmt.Errorf("%s %q: %v", a.flag, a.addr, err)
+		}
+		if o.rootPassword == "" && !isLoopback(a.addr) {
+			return nil, fmt.Errorf("%s %s is not a loopback address: set --root-password or SLUICE_ROOT_PASSWORD (root with an empty password is only allowed on loopback)", a.flag, a.addr)
+		}
+	}
+	return o, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// nodeID returns the node id: the flag, else the one kept in the data dir,
+// else a new one written there.
+func nodeID(dir, flagID string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	kept, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	id := strings.TrimSpace(string(kept))
+	switch {
+	case flagID != "" && id != "" && flagID != id:
+		return "", fmt.Errorf("--node-id %s, but data dir %s belongs to node %s", flagID, dir, id)
+	case flagID != "":
+		id = flagID
+	case id == "":
+		b := make([]byte, 4)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		id = "node-" + hex.EncodeToString(b)
+	}
+	if len(kept) == 0 {
+		if err := os.WriteFile(path, []byte(id+"\n"), 0o640); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+// Registry lists the connectors this binary offers (explicit wiring).
+func Registry() *connectors.Registry {
+	return connectors.NewRegistry().MustRegister(
+		datagen.Spec(),
+		blackhole.Spec(),
+		console.Spec(os.Stdout),
+		tablerename.Spec(),
+	)
+}
+
+func serverCmd(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	id, err := nodeID(o.dataDir, o.nodeID)
+	if err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	if o.pyroscopeURL != "" {
+		p, err := pyroscope.Start(pyroscope.Config{ApplicationName: "sluice", ServerAddress: o.pyroscopeURL,
+			Tags: map[string]string{"node": id}})
+		if err != nil {
+			return fmt.Errorf("pyroscope: %w", err)
+		}
+		defer p.Stop()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fsm := catalog.NewFSM()
+	store, err := raftstore.Open(raftstore.Config{
+		Dir: filepath.Join(o.dataDir, "raft"), NodeID: id, Addr: o.raftAddr, Bootstrap: true,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr}),
+	}, fsm)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cat := catalog.New(fsm, store)
+
+	// The coordinator acts only once this node leads and has applied the
+	// whole log (a barrier), never on a half-replayed catalog.
+	var ready atomic.Bool
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = store.WaitLeader(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	ready.Store(true)
+	if err := cat.RegisterNode(ctx, catalog.Node{ID: id, RaftAddr: o.raftAddr, MySQLAddr: o.mysqlAddr,
+		HTTPAddr: o.httpAddr, Role: o.role, Slots: o.slotCount, Tags: o.tags}); err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+
+	reg := Registry()
+	eng := exec.New(exec.Config{NodeID: id, Slots: o.slotCount, Registry: reg, Logger: log,
+		IsLeader: func() bool { return o.role != "worker" && ready.Load() && store.IsLeader() }}, cat)
+	engDone := make(chan struct{})
+	go func() { defer close(engDone); _ = eng.Run(ctx) }()
+
+	front, err := sqlfront.New(sqlfront.Config{Addr: o.mysqlAddr, NodeID: id, RootPassword: o.rootPassword,
+		UsersFile: filepath.Join(o.dataDir, "users.db"), Catalog: cat, Planner: planner.New(reg),
+		Registry: reg, Runtime: eng, Cluster: store})
+	if err != nil {
+		return err
+	}
+	front.Start()
+
+	httpLn, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		front.Close()
+		return fmt.Errorf("http: %w", err)
+	}
+	hs := &http.Server{Handler: httpHandler(id, store, cat, eng), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(httpLn) }()
+
+	log.Info("sluice ready", "node", id, "mysql", front.Addr().String(), "http", httpLn.Addr().String(),
+		"raft", o.raftAddr, "data_dir", o.dataDir, "version", version)
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	_ = hs.Shutdown(sctx)
+	_ = front.Close()
+	<-engDone // the engine stops every job gracefully when ctx ends
+	return nil
+}

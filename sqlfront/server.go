@@ -1,0 +1,181 @@
+package sqlfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	sqle "github.com/dolthub/go-mysql-server"
+	"github.com/dolthub/go-mysql-server/server"
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/mysql_db"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/sirupsen/logrus"
+
+	"sluice/catalog"
+	"sluice/connectors"
+	"sluice/planner"
+)
+
+// Version is what clients see as the server version. Connector/J and BI
+// tools branch on the leading MySQL version, so it starts with one.
+const Version = "8.0.33-sluice"
+
+// Config configures the SQL front.
+type Config struct {
+	Addr         string       // host:port to listen on (ignored when Listener is set)
+	Listener     net.Listener // optional, e.g. 127.0.0.1:0 in tests
+	NodeID       string
+	RootPassword string // "" is allowed only when every listener is on loopback (checked by cmd)
+	UsersFile    string // where CREATE USER / GRANT are persisted ("" keeps them in memory)
+	Catalog      *catalog.Catalog
+	Planner      *planner.Planner
+	Registry     *connectors.Registry
+	Runtime      Runtime
+	Cluster      Cluster
+	ApplyTimeout time.Duration // bound on each catalog write of a statement
+}
+
+// Server is the MySQL-protocol front of one node.
+type Server struct {
+	cfg    Config
+	engine *sqle.Engine
+	srv    *server.Server
+	sm     *server.SessionManager
+	done   chan struct{}
+}
+
+// provider serves exactly the sluice database; CREATE DATABASE is refused.
+type provider struct{ db sql.Database }
+
+func (p provider) Database(_ *sql.Context, name string) (sql.Database, error) {
+	if strings.EqualFold(name, p.db.Name()) {
+		return p.db, nil
+	}
+	return nil, sql.ErrDatabaseNotFound.New(name)
+}
+
+func (p provider) HasDatabase(_ *sql.Context, name string) bool {
+	return strings.EqualFold(name, p.db.Name())
+}
+
+func (p provider) AllDatabases(*sql.Context) []sql.Database { return []sql.Database{p.db} }
+
+var globalsOnce sync.Once
+
+// New builds the server; Start serves it.
+func New(cfg Config) (*Server, error) {
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	globalsOnce.Do(func() {
+		// GMS logs every connection, and a secure_file_priv warning that does
+		// not apply (no file functions are reachable), through the global logrus.
+		logrus.SetLevel(logrus.ErrorLevel)
+		// System variables are process-global in GMS.
+		_ = sql.SystemVariables.AssignValues(map[string]interface{}{"version": Version, "version_comment": "sluice"})
+	})
+	s.engine = sqle.NewDefault(provider{db: newSysDB(s.systemTables()...)})
+	if err := s.setupUsers(); err != nil {
+		return nil, err
+	}
+	var ic server.InterceptorChain
+	ic.WithInterceptor(&interceptor{s: s})
+	capture := func(e *sqle.Engine, sm *server.SessionManager, h mysql.Handler) (*sqle.Engine, *server.SessionManager, mysql.Handler) {
+		s.sm = sm
+		return e, sm, h
+	}
+	scfg := server.Config{Protocol: "tcp", Address: cfg.Addr, Listener: cfg.Listener, Version: Version,
+		Options: []server.Option{capture, ic.Option()}}
+	sb := func(ctx context.Context, c *mysql.Conn, addr string) (sql.Session, error) {
+		host, user := "", ""
+		if u, ok := c.UserData.(sql.MysqlConnectionUser); ok {
+			host, user = u.Host, u.User
+		}
+		return sql.NewBaseSessionWithClientServer(addr, sql.Client{Address: host, User: user, Capabilities: c.Capabilities}, c.ConnectionID), nil
+	}
+	srv, err := server.NewServer(scfg, s.engine, sql.NewContext, sb, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlfront: listen on %s: %w", cfg.Addr, err)
+	}
+	s.srv = srv
+	return s, nil
+}
+
+// setupUsers enables authentication with root (password from the config)
+// and persists users created with CREATE USER / GRANT to UsersFile.
+// Users are local to this node for now; replicating them through the
+// catalog is future work.
+func (s *Server) setupUsers() error {
+	mdb := s.engine.Analyzer.Catalog.MySQLDb
+	if s.cfg.UsersFile == "" {
+		mdb.SetPersister(&mysql_db.NoopPersister{})
+	} else {
+		mdb.SetPersister(filePersister(s.cfg.UsersFile))
+		data, err := os.ReadFile(s.cfg.UsersFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlfront: read users: %w", err)
+		}
+		if len(data) > 0 {
+			if err := mdb.LoadData(sql.NewEmptyContext(), data); err != nil {
+				return fmt.Errorf("sqlfront: load users from %s: %w", s.cfg.UsersFile, err)
+			}
+		}
+	}
+	ed := mdb.Editor()
+	defer ed.Close()
+	// root always gets the password of this start.
+	ed.RemoveUser(mysql_db.UserPrimaryKey{Host: "%", User: "root"})
+	mdb.AddSuperUser(ed, "root", "%", s.cfg.RootPassword)
+	return nil
+}
+
+// filePersister writes the user and grant tables atomically to a file.
+type filePersister string
+
+func (p filePersister) Persist(_ *sql.Context, data []byte) error {
+	path := string(p)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Start serves connections in the background.
+func (s *Server) Start() {
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Start()
+	}()
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.srv.Listener.Addr() }
+
+// Close stops accepting and closes the listener.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	<-s.done
+	return err
+}

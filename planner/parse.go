@@ -268,11 +268,15 @@ func (p *parser) name(what string) (string, error) {
 	t := p.tok
 	switch t.kind {
 	case tIdent, tQuotedIdent:
+	case tNumber: // MySQL identifiers may start with a digit: 1st_job
+		if isAllDigits(t.text) {
+			return "", p.errHere(what + " cannot be only digits (quote it with backquotes)")
+		}
+		if !isIdentByte(t.text[0]) || strings.ContainsAny(t.text, ".+-") {
+			return "", p.errHere("expected " + what)
+		}
 	default:
 		return "", p.errHere("expected " + what)
-	}
-	if t.kind == tIdent && isAllDigits(t.text) {
-		return "", p.errHere(what + " cannot be only digits")
 	}
 	if utf8.RuneCountInString(t.text) > MaxNameLen {
 		return "", p.errHere(fmt.Sprintf("%s is longer than %d characters", what, MaxNameLen))

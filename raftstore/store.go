@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // Sentinel errors.
@@ -20,6 +21,7 @@ var (
 	ErrNotLeader = errors.New("not the raft leader")
 	ErrClosed    = errors.New("raft store closed")
 	ErrTimeout   = errors.New("raft operation timed out")
+	ErrDirInUse  = errors.New("data directory locked")
 )
 
 // Config configures a Store.
@@ -93,7 +95,11 @@ func Open(cfg Config, fsm raft.FSM) (*Store, error) {
 		rc.CommitTimeout = 10 * time.Millisecond
 	}
 
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("raftstore: %s is in use by another process: %w", cfg.Dir, ErrDirInUse)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open log store: %w", err)
 	}

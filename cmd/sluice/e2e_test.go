@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests build the real binary, start it as a process on free
+// loopback ports, and drive it with the real mysql command-line client.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sluice")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func mysqlCLI(t *testing.T) string {
+	for _, name := range []string{"mariadb", "mysql"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no mysql/mariadb client on PATH (CI installs mariadb-client)")
+	}
+	t.Skip("no mysql/mariadb client on PATH; install mariadb-client")
+	return ""
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type node struct {
+	t                          *testing.T
+	dir                        string
+	mysqlAddr, httpAddr, raftA string
+	cmd                        *exec.Cmd
+	log                        *bytes.Buffer
+	cli                        string
+}
+
+func newNode(t *testing.T) *node {
+	n := &node{t: t, dir: t.TempDir(), mysqlAddr: freePort(t), httpAddr: freePort(t), raftA: freePort(t), cli: mysqlCLI(t)}
+	t.Cleanup(func() {
+		if n.cmd != nil && n.cmd.ProcessState == nil {
+			_ = n.cmd.Process.Kill()
+			_ = n.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", n.log)
+		}
+	})
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	n.log = &bytes.Buffer{}
+	n.cmd = exec.Command(binary, "server", "--data-dir", n.dir, "--mysql-addr", n.mysqlAddr,
+		"--http-addr", n.httpAddr, "--raft-addr", n.raftA)
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + n.httpAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.t.Fatalf("server did not become healthy:\n%s", n.log)
+}
+
+func (n *node) kill9() {
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.cmd.Wait()
+}
+
+func (n *node) stop() {
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		n.t.Fatal("server did not stop on SIGTERM within 15s")
+	}
+	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+		n.t.Fatalf("server exited %d on SIGTERM", code)
+	}
+}
+
+// sql runs statements through the mysql CLI (batch mode, no headers) and
+// returns stdout; it fails the test on a client error.
+func (n *node) sql(q string) string {
+	n.t.Helper()
+	out, err := n.run(q)
+	if err != nil {
+		n.t.Fatalf("%s\n%v: %s", q, err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (n *node) run(q string) (string, error) {
+	host, port, _ := net.SplitHostPort(n.mysqlAddr)
+	cmd := exec.Command(n.cli, "-h", host, "-P", port, "-u", "root", "-N", "-B", "-e", q)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (n *node) int(q string) int64 {
+	n.t.Helper()
+	v, err := strconv.ParseInt(n.sql(q), 10, 64)
+	if err != nil {
+		n.t.Fatalf("%s: %v", q, err)
+	}
+	return v
+}
+
+func (n *node) waitFor(what string, cond func() bool) {
+	n.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.t.Fatalf("timed out waiting for %s", what)
+}
+
+func (n *node) state(job string) string {
+	return n.sql("SELECT state FROM sluice.jobs WHERE name = '" + job + "'")
+}
+
+func TestNewcomerPath(t *testing.T) {
+	n := newNode(t)
+	n.start()
+
+	// Two statements in one -e: the client splits them; both run.
+	n.sql("CREATE SYNC JOB live FROM datagen ('rate'='2000', 'tables'='t1,t2') TO blackhole () WITH ('parallelism'='2'); " +
+		"CREATE SYNC JOB bounded FROM datagen ('rows'='25000', 'batch_size'='1000') TO blackhole ()")
+	n.waitFor("live RUNNING", func() bool { return n.state("live") == "RUNNING" })
+	n.waitFor("bounded FINISHED", func() bool { return n.state("bounded") == "FINISHED" })
+	if got := n.int("SELECT sink_write_count FROM sluice.metrics WHERE job = 'bounded'"); got != 25000 {
+		t.Fatalf("bounded job wrote %d rows, want 25000", got)
+	}
+
+	// Counters grow, per table.
+	sum := func() int64 {
+		return n.int("SELECT COALESCE(SUM(sink_write_count), 0) FROM sluice.metrics WHERE job = 'live'")
+	}
+	a := sum()
+	time.Sleep(1100 * time.Millisecond)
+	if b := sum(); b <= a {
+		t.Fatalf("live counters did not grow: %d then %d", a, b)
+	}
+	if got := n.sql("SELECT COUNT(*) FROM sluice.metrics WHERE job = 'live'"); got != "2" {
+		t.Fatalf("metrics rows for live: %s", got)
+	}
+	if got := n.sql("SELECT COUNT(*) FROM sluice.tasks WHERE job = 'live' AND state = 'RUNNING'"); got != "2" {
+		t.Fatalf("running tasks for live: %s", got)
+	}
+
+	// Pause stops the flow; resume continues it.
+	n.sql("PAUSE SYNC JOB live")
+	n.waitFor("live PAUSED with no tasks", func() bool {
+		return n.state("live") == "PAUSED" && n.sql("SELECT COUNT(*) FROM sluice.tasks WHERE job='live'") == "0"
+	})
+	p1 := sum()
+	time.Sleep(600 * time.Millisecond)
+	if p2 := sum(); p2 != p1 {
+		t.Fatalf("rows flowed while paused: %d then %d", p1, p2)
+	}
+	n.sql("RESUME SYNC JOB live")
+	n.waitFor("live flowing again", func() bool { return n.state("live") == "RUNNING" && sum() > p1 })
+
+	// Bad statements get clear errors and the server keeps serving.
+	for q, want := range map[string]string{
+		"CREATE SYNC JOB live FROM datagen () TO blackhole ()":                                  "ERROR 1050",
+		"CREATE SYNC JOB x FROM datagen ('rate'='fast') TO blackhole ()":                        "ERROR 1231",
+		"CREATE SYNC JOB x FROM nosuch () TO blackhole ()":                                      "ERROR 1286",
+		"CREATE SYNC JOB x FROM datagen ('rowz'='1') TO blackhole ()":                           "ERROR 1911",
+		"CREATE SYNC JOB x FROM datagen () TO blackhole () WITH ('parallelism'='-1')":           "ERROR 1231",
+		"CREATE SYNC JOB x FROM datagen () TO blackhole () WITH ('checkpoint.interval'='soon')": "ERROR 1231",
+		"CREATE SYNC JOB x FROM datagen () TOO blackhole ()":                                    "ERROR 1064",
+		"DROP SYNC JOB ghost":                                                                   "ERROR 1146",
+	} {
+		out, err := n.run(q)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("%s: got %q, want %s", q, out, want)
+		}
+	}
+	if got := n.sql("SELECT COUNT(*) FROM sluice.jobs"); got != "2" {
+		t.Fatalf("rejected statements changed the catalog: %s jobs", got)
+	}
+
+	n.sql("CREATE SYNC JOB paused_one FROM datagen ('rate'='100') TO blackhole (); PAUSE SYNC JOB paused_one")
+	n.waitFor("paused_one PAUSED", func() bool { return n.state("paused_one") == "PAUSED" })
+	before := n.sql("SELECT name, state, version, created_at FROM sluice.jobs ORDER BY job_id")
+
+	// kill -9, restart: every job as it was; the running one runs again.
+	n.kill9()
+	n.start()
+	if after := n.sql("SELECT name, state, version, created_at FROM sluice.jobs ORDER BY job_id"); after != before {
+		t.Fatalf("catalog after kill -9:\n%s\nwant\n%s", after, before)
+	}
+	n.waitFor("live flowing after kill -9", func() bool { return sum() > 0 })
+
+	// Clean restart too.
+	n.sql("DROP SYNC JOB bounded")
+	before = n.sql("SELECT name, state FROM sluice.jobs ORDER BY job_id")
+	n.stop()
+	n.start()
+	if after := n.sql("SELECT name, state FROM sluice.jobs ORDER BY job_id"); after != before || strings.Contains(after, "bounded") {
+		t.Fatalf("catalog after restart:\n%s\nwant\n%s", after, before)
+	}
+	n.sql("DROP SYNC JOB live")
+	n.waitFor("live gone", func() bool { return n.sql("SELECT COUNT(*) FROM sluice.tasks") == "0" })
+}
+
+func TestRefusesEmptyRootPasswordOffLoopback(t *testing.T) {
+	out, err := exec.Command(binary, "server", "--data-dir", t.TempDir(), "--mysql-addr", "0.0.0.0:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--root-password") {
+		t.Fatalf("started without a password on 0.0.0.0: %v %s", err, out)
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
-	"github.com/hashicorp/raft"
 	"go.uber.org/goleak"
 
 	"sluice/catalog"
@@ -21,20 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// localRaft applies commands straight to the FSM, in order.
-type localRaft struct {
-	mu    sync.Mutex
-	fsm   *catalog.FSM
-	index uint64
-}
-
-func (l *localRaft) Apply(_ context.Context, cmd []byte) (any, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.index++
-	return l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: cmd}), nil
-}
 
 // recorder is a sink that remembers every id it was given, per table.
 type recorder struct {
@@ -116,8 +101,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, slots int) *harness {
-	fsm := catalog.NewFSM()
-	cat := catalog.New(fsm, &localRaft{fsm: fsm})
+	cat := catalog.NewLocal()
 	rec := newRecorder()
 	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), tablerename.Spec(), rec.spec())
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())

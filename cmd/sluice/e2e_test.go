@@ -215,7 +215,7 @@ func TestNewcomerPath(t *testing.T) {
 		"CREATE SYNC JOB x FROM datagen () TO blackhole () WITH ('parallelism'='-1')":           "ERROR 1231",
 		"CREATE SYNC JOB x FROM datagen () TO blackhole () WITH ('checkpoint.interval'='soon')": "ERROR 1231",
 		"CREATE SYNC JOB x FROM datagen () TOO blackhole ()":                                    "ERROR 1064",
-		"DROP SYNC JOB ghost":                                                                   "ERROR 1146",
+		"DROP SYNC JOB ghost": "ERROR 1146",
 	} {
 		out, err := n.run(q)
 		if err == nil || !strings.Contains(out, want) {

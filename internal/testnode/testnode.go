@@ -5,9 +5,9 @@ package testnode
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"

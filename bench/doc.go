@@ -1,0 +1,9 @@
+// Command bench runs sluice's benchmarks side by side with their baselines
+// in one process and writes the figures as JSON to bench/out/ (one object
+// per figure: name, value, unit, and baseline/ratio where there is one).
+//
+//	go run ./bench [-rows N] [-runs K] [-out DIR]
+//
+// Benchmarks never run in the test suite: timings on shared machines are
+// noise, so they are reported, not asserted.
+package main

@@ -61,6 +61,17 @@ const (
 	RefSink   = -2
 )
 
+// Ref returns the connector a vertex stands for.
+func (s JobSpec) Ref(v Vertex) ConnectorRef {
+	switch v.Ref {
+	case RefSource:
+		return s.Source
+	case RefSink:
+		return s.Sink
+	}
+	return s.Transforms[v.Ref]
+}
+
 // Pipeline is a chain of vertices run together, Parallelism times.
 type Pipeline struct {
 	ID          int   `json:"id"`

@@ -69,7 +69,7 @@ func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stage
 	}
 	for _, id := range pl.Vertices {
 		v := byID[id]
-		ref := refOf(job.Spec, v)
+		ref := job.Spec.Ref(v)
 		kind := connectors.Kind(v.Kind)
 		spec, err := e.cfg.Registry.Lookup(ref.Connector, kind)
 		if err != nil {
@@ -97,16 +97,6 @@ func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stage
 		return st, fmt.Errorf("pipeline %d has no source or no sink", pl.ID)
 	}
 	return st, nil
-}
-
-func refOf(spec catalog.JobSpec, v catalog.Vertex) catalog.ConnectorRef {
-	switch v.Ref {
-	case catalog.RefSource:
-		return spec.Source
-	case catalog.RefSink:
-		return spec.Sink
-	}
-	return spec.Transforms[v.Ref]
 }
 
 // runTask runs one task until its source ends, stop is closed (graceful:

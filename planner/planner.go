@@ -181,17 +181,6 @@ func Build(spec catalog.JobSpec) catalog.Plan {
 	return plan
 }
 
-// Ref returns the connector of a vertex.
-func Ref(spec catalog.JobSpec, v catalog.Vertex) catalog.ConnectorRef {
-	switch v.Ref {
-	case catalog.RefSource:
-		return spec.Source
-	case catalog.RefSink:
-		return spec.Sink
-	}
-	return spec.Transforms[v.Ref]
-}
-
 // Mask is what a secret option shows instead of its value.
 const Mask = "******"
 
@@ -300,7 +289,7 @@ func (p *Planner) Explain(spec catalog.JobSpec, plan catalog.Plan, tasks []Assig
 	byID := map[int]catalog.Vertex{}
 	for _, v := range plan.Vertices {
 		byID[v.ID] = v
-		ref := Ref(spec, v)
+		ref := spec.Ref(v)
 		out = append(out, fmt.Sprintf("[%d] %s %s (%s)", v.ID, v.Kind, v.Connector, renderOptions(p.MaskedOptions(ref))))
 	}
 	for _, e := range plan.Edges {

@@ -89,8 +89,23 @@ func (c *Catalog) RegisterNode(ctx context.Context, n Node) error {
 	return err
 }
 
+// CommitCheckpoint records a completed checkpoint (see the command).
+func (c *Catalog) CommitCheckpoint(ctx context.Context, cmd CommitCheckpoint) error {
+	c.stamp(&cmd.Checkpoint.CompletedAt)
+	_, err := c.apply(ctx, CmdCommitCheckpoint, cmd)
+	return err
+}
+
+// FailCheckpoint records a failed or timed-out checkpoint.
+func (c *Catalog) FailCheckpoint(ctx context.Context, cmd FailCheckpoint) error {
+	c.stamp(&cmd.Checkpoint.CompletedAt)
+	_, err := c.apply(ctx, CmdFailCheckpoint, cmd)
+	return err
+}
+
 // IsDomainError reports whether err is a refusal by the state machine (as
 // opposed to a replication failure).
 func IsDomainError(err error) bool {
-	return errors.Is(err, ErrJobExists) || errors.Is(err, ErrJobNotFound) || errors.Is(err, ErrBadTransition)
+	return errors.Is(err, ErrJobExists) || errors.Is(err, ErrJobNotFound) || errors.Is(err, ErrBadTransition) ||
+		errors.Is(err, ErrStaleAttempt) || errors.Is(err, ErrBadCheckpoint)
 }

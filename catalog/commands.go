@@ -13,12 +13,14 @@ type CmdType uint8
 
 // Command types.
 const (
-	CmdCreateJob    CmdType = 1
-	CmdDropJob      CmdType = 2
-	CmdSetJobState  CmdType = 3
-	CmdAlterJob     CmdType = 4
-	CmdAppendEvent  CmdType = 5
-	CmdRegisterNode CmdType = 6
+	CmdCreateJob        CmdType = 1
+	CmdDropJob          CmdType = 2
+	CmdSetJobState      CmdType = 3
+	CmdAlterJob         CmdType = 4
+	CmdAppendEvent      CmdType = 5
+	CmdRegisterNode     CmdType = 6
+	CmdCommitCheckpoint CmdType = 7
+	CmdFailCheckpoint   CmdType = 8
 )
 
 // Domain errors returned by apply (and so by the client methods).
@@ -26,6 +28,8 @@ var (
 	ErrJobExists     = errors.New("sync job already exists")
 	ErrJobNotFound   = errors.New("sync job does not exist")
 	ErrBadTransition = errors.New("job state does not allow this")
+	ErrStaleAttempt  = errors.New("checkpoint from a stale attempt")
+	ErrBadCheckpoint = errors.New("checkpoint refused")
 )
 
 // CreateJob adds a job in state CREATED.
@@ -57,8 +61,11 @@ type SetJobState struct {
 	To          JobState   `json:"to"`
 	Error       string     `json:"error,omitempty"` // the new error ("" clears it)
 	IncRestarts bool       `json:"inc_restarts,omitempty"`
-	Reason      string     `json:"reason,omitempty"` // message of the event recorded
-	Time        time.Time  `json:"time"`
+	// NewAttempt starts a new attempt: tasks about to run take its number,
+	// and checkpoints of earlier attempts are refused from now on.
+	NewAttempt bool      `json:"new_attempt,omitempty"`
+	Reason     string    `json:"reason,omitempty"` // message of the event recorded
+	Time       time.Time `json:"time"`
 }
 
 // AlterJob replaces a job's WITH options (and the plan derived from them).
@@ -78,6 +85,22 @@ type AppendEvent struct {
 // RegisterNode records (or updates) a cluster member.
 type RegisterNode struct {
 	Node Node `json:"node"`
+}
+
+// CommitCheckpoint records a completed checkpoint of one pipeline. It is
+// refused unless the job still exists with JobID, Attempt is the job's
+// current attempt, the id is above every recorded one, and there is exactly
+// one task state per task of the pipeline. Retained bounds the completed
+// checkpoints kept (older ones are removed).
+type CommitCheckpoint struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	Retained   int        `json:"retained"`
+}
+
+// FailCheckpoint records a checkpoint that failed or timed out. It never
+// touches completed checkpoints.
+type FailCheckpoint struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
 }
 
 // Result is what a successful apply returns.

@@ -17,15 +17,18 @@ const MaxEvents = 10000
 // state is the whole replicated state. Stored *Job values are immutable:
 // apply replaces them, never edits them, so a snapshot may share them.
 type state struct {
-	Jobs     map[string]*Job  `json:"jobs"` // by key(name)
-	Nodes    map[string]*Node `json:"nodes"`
-	Events   []Event          `json:"events"`
-	EventSeq uint64           `json:"event_seq"`
-	Index    uint64           `json:"index"` // last applied Raft index
+	Jobs   map[string]*Job  `json:"jobs"` // by key(name)
+	Nodes  map[string]*Node `json:"nodes"`
+	Events []Event          `json:"events"`
+	// Checkpoints per "jobID/pipeline", oldest first: the retained completed
+	// ones and the most recent failures.
+	Checkpoints map[string][]*Checkpoint `json:"checkpoints"`
+	EventSeq    uint64                   `json:"event_seq"`
+	Index       uint64                   `json:"index"` // last applied Raft index
 }
 
 func newState() *state {
-	return &state{Jobs: map[string]*Job{}, Nodes: map[string]*Node{}}
+	return &state{Jobs: map[string]*Job{}, Nodes: map[string]*Node{}, Checkpoints: map[string][]*Checkpoint{}}
 }
 
 // applyFunc applies one decoded command type. It returns a Result or a
@@ -34,12 +37,14 @@ type applyFunc func(s *state, index uint64, body []byte) any
 
 // appliers is the command table: one apply function per command type.
 var appliers = map[CmdType]applyFunc{
-	CmdCreateJob:    decoded(applyCreateJob),
-	CmdDropJob:      decoded(applyDropJob),
-	CmdSetJobState:  decoded(applySetJobState),
-	CmdAlterJob:     decoded(applyAlterJob),
-	CmdAppendEvent:  decoded(applyAppendEvent),
-	CmdRegisterNode: decoded(applyRegisterNode),
+	CmdCreateJob:        decoded(applyCreateJob),
+	CmdDropJob:          decoded(applyDropJob),
+	CmdSetJobState:      decoded(applySetJobState),
+	CmdAlterJob:         decoded(applyAlterJob),
+	CmdAppendEvent:      decoded(applyAppendEvent),
+	CmdRegisterNode:     decoded(applyRegisterNode),
+	CmdCommitCheckpoint: decoded(applyCommitCheckpoint),
+	CmdFailCheckpoint:   decoded(applyFailCheckpoint),
 }
 
 // decoded adapts a typed apply function. A command that cannot be decoded
@@ -115,6 +120,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	for k, v := range f.st.Nodes {
 		cp.Nodes[k] = v
 	}
+	cp.Checkpoints = make(map[string][]*Checkpoint, len(f.st.Checkpoints))
+	for k, v := range f.st.Checkpoints {
+		cp.Checkpoints[k] = v // lists are replaced, never appended in place
+	}
 	return &snapshot{st: cp}, nil
 }
 
@@ -130,6 +139,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if st.Nodes == nil {
 		st.Nodes = map[string]*Node{}
+	}
+	if st.Checkpoints == nil {
+		st.Checkpoints = map[string][]*Checkpoint{}
 	}
 	f.mu.Lock()
 	f.st = st
@@ -203,6 +215,60 @@ func (f *FSM) Index() uint64 {
 	return f.st.Index
 }
 
+// Checkpoints returns the recorded checkpoints of every job, by job id then
+// pipeline then checkpoint id.
+func (f *FSM) Checkpoints() []Checkpoint {
+	f.mu.RLock()
+	var out []Checkpoint
+	for _, list := range f.st.Checkpoints {
+		for _, c := range list {
+			out = append(out, *c)
+		}
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, k int) bool {
+		a, b := out[i], out[k]
+		if a.JobID != b.JobID {
+			return a.JobID < b.JobID
+		}
+		if a.Pipeline != b.Pipeline {
+			return a.Pipeline < b.Pipeline
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+// LastCheckpoint returns the latest completed checkpoint of a pipeline.
+func (f *FSM) LastCheckpoint(jobID uint64, pipeline int) (Checkpoint, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	list := f.st.Checkpoints[ckKey(jobID, pipeline)]
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].State == CheckpointCompleted {
+			return *list[i], true
+		}
+	}
+	return Checkpoint{}, false
+}
+
+// MaxCheckpointID returns the highest checkpoint id recorded for a pipeline
+// (completed or failed), so a new attempt continues the numbering.
+func (f *FSM) MaxCheckpointID(jobID uint64, pipeline int) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var m uint64
+	for _, c := range f.st.Checkpoints[ckKey(jobID, pipeline)] {
+		m = max(m, c.ID)
+	}
+	return m
+}
+
+func ckKey(jobID uint64, pipeline int) string { return fmt.Sprintf("%d/%d", jobID, pipeline) }
+
+// maxFailedKept is how many failed checkpoints are kept per pipeline.
+const maxFailedKept = 10
+
 // ---- apply functions ----
 
 func (s *state) event(e Event) {
@@ -238,6 +304,11 @@ func applyDropJob(s *state, _ uint64, c *DropJob) any {
 		return fmt.Errorf("%w: %s", ErrJobNotFound, c.Name)
 	}
 	delete(s.Jobs, key(c.Name))
+	for k := range s.Checkpoints {
+		if strings.HasPrefix(k, fmt.Sprintf("%d/", j.ID)) {
+			delete(s.Checkpoints, k)
+		}
+	}
 	s.event(Event{Time: c.Time, Job: j.Name, Kind: "DROPPED", Message: "job dropped in state " + string(j.State)})
 	return Result{Applied: true}
 }
@@ -255,6 +326,9 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	j.Error = c.Error
 	if c.IncRestarts {
 		j.Restarts++
+	}
+	if c.NewAttempt {
+		j.Attempt++
 	}
 	j.Version = index
 	j.UpdatedAt = c.Time
@@ -312,4 +386,90 @@ func joinStates(list []JobState) string {
 		parts[i] = string(s)
 	}
 	return strings.Join(parts, " or ")
+}
+
+func applyCommitCheckpoint(s *state, _ uint64, c *CommitCheckpoint) any {
+	cp := c.Checkpoint
+	j, ok := s.Jobs[key(cp.Job)]
+	if !ok || j.ID != cp.JobID {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, cp.Job)
+	}
+	// Invariant (fencing): only the current attempt may commit.
+	if cp.Attempt != j.Attempt {
+		return fmt.Errorf("%w: job %s checkpoint %d from attempt %d, current attempt is %d", ErrStaleAttempt, j.Name, cp.ID, cp.Attempt, j.Attempt)
+	}
+	var par int
+	for _, p := range j.Plan.Pipelines {
+		if p.ID == cp.Pipeline {
+			par = p.Parallelism
+		}
+	}
+	// Invariant: a checkpoint is the complete state of every task.
+	seen := map[int]bool{}
+	for _, t := range cp.Tasks {
+		if t.Subtask < 0 || t.Subtask >= par || seen[t.Subtask] {
+			return fmt.Errorf("%w: job %s pipeline %d checkpoint %d: bad or repeated task %d", ErrBadCheckpoint, j.Name, cp.Pipeline, cp.ID, t.Subtask)
+		}
+		seen[t.Subtask] = true
+	}
+	if par == 0 || len(cp.Tasks) != par {
+		return fmt.Errorf("%w: job %s pipeline %d checkpoint %d has %d task states, the pipeline has %d tasks", ErrBadCheckpoint, j.Name, cp.Pipeline, cp.ID, len(cp.Tasks), par)
+	}
+	k := ckKey(cp.JobID, cp.Pipeline)
+	old := s.Checkpoints[k]
+	for _, o := range old {
+		if o.ID >= cp.ID {
+			return fmt.Errorf("%w: job %s pipeline %d checkpoint %d is not above recorded checkpoint %d", ErrBadCheckpoint, j.Name, cp.Pipeline, cp.ID, o.ID)
+		}
+	}
+	cp.State = CheckpointCompleted
+	cp.Error = ""
+	s.Checkpoints[k] = trimCheckpoints(append(append([]*Checkpoint(nil), old...), &cp), max(1, c.Retained))
+	return Result{Applied: true}
+}
+
+func applyFailCheckpoint(s *state, _ uint64, c *FailCheckpoint) any {
+	cp := c.Checkpoint
+	j, ok := s.Jobs[key(cp.Job)]
+	if !ok || j.ID != cp.JobID {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, cp.Job)
+	}
+	cp.State = CheckpointFailed
+	cp.Tasks = nil
+	k := ckKey(cp.JobID, cp.Pipeline)
+	list := append(append([]*Checkpoint(nil), s.Checkpoints[k]...), &cp)
+	sort.SliceStable(list, func(a, b int) bool { return list[a].ID < list[b].ID })
+	retained := 0
+	for _, o := range list {
+		if o.State == CheckpointCompleted {
+			retained++
+		}
+	}
+	s.Checkpoints[k] = trimCheckpoints(list, max(1, retained))
+	s.event(Event{Time: cp.CompletedAt, Job: j.Name, Kind: "CHECKPOINT_FAILED",
+		Message: fmt.Sprintf("pipeline %d checkpoint %d (attempt %d): %s", cp.Pipeline, cp.ID, cp.Attempt, cp.Error)})
+	return Result{Applied: true}
+}
+
+// trimCheckpoints keeps the newest `retained` completed checkpoints and the
+// newest maxFailedKept failed ones, in id order.
+func trimCheckpoints(list []*Checkpoint, retained int) []*Checkpoint {
+	var completed, failed int
+	keep := make([]bool, len(list))
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].State == CheckpointCompleted && completed < retained {
+			completed++
+			keep[i] = true
+		} else if list[i].State == CheckpointFailed && failed < maxFailedKept {
+			failed++
+			keep[i] = true
+		}
+	}
+	var out []*Checkpoint
+	for i, c := range list {
+		if keep[i] {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,7 +215,12 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f.mustOK(CmdDropJob, DropJob{Name: "b", Time: t0})
 	f.mustOK(CmdAppendEvent, AppendEvent{Event: Event{Time: t0, Kind: "INFO", Message: "hello"}})
 	f.mustOK(CmdRegisterNode, RegisterNode{Node: Node{ID: "n1", Slots: 2, RegisteredAt: t0}})
-	if len(appliers) != 6 {
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Running, NewAttempt: true, Time: t0})
+	f.mustOK(CmdCommitCheckpoint, CommitCheckpoint{Retained: 3, Checkpoint: ckpt(1, 1, 1)})
+	fc := ckpt(1, 2, 1)
+	fc.Error = "timed out"
+	f.mustOK(CmdFailCheckpoint, FailCheckpoint{Checkpoint: fc})
+	if len(appliers) != 8 {
 		t.Fatalf("a new command type needs its place in this round trip (have %d)", len(appliers))
 	}
 
@@ -230,6 +236,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatal("restore must signal a change")
 	}
 	if !reflect.DeepEqual(f.fsm.Jobs(), restored.Jobs()) || !reflect.DeepEqual(f.fsm.Events(), restored.Events()) ||
+		!reflect.DeepEqual(f.fsm.Checkpoints(), restored.Checkpoints()) || len(restored.Checkpoints()) != 2 ||
 		!reflect.DeepEqual(f.fsm.Nodes(), restored.Nodes()) || f.fsm.Index() != restored.Index() {
 		t.Fatal("restored state differs")
 	}
@@ -254,5 +261,78 @@ func TestReadsAreCopies(t *testing.T) {
 	again, _ := f.fsm.Job("a")
 	if again.State != Created {
 		t.Fatal("mutating a read value changed the catalog")
+	}
+}
+
+// ckpt builds a checkpoint of job "a" (id 1, two tasks) for an attempt.
+func ckpt(attempt int, id uint64, jobID uint64) Checkpoint {
+	return Checkpoint{JobID: jobID, Job: "a", Pipeline: 1, ID: id, Attempt: attempt, TriggeredAt: t0, CompletedAt: t0.Add(time.Millisecond),
+		Tasks: []TaskCheckpoint{{Subtask: 0, Position: []byte(`{"t1":5}`)}, {Subtask: 1, Position: []byte(`{"t1":6}`), SinkState: []byte("s")}}}
+}
+
+func TestApplyCommitCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	id := f.mustOK(CmdCreateJob, sampleCreate("a")).Job.ID
+	r := f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Running, NewAttempt: true, Time: t0})
+	if r.Job.Attempt != 1 {
+		t.Fatalf("attempt %d", r.Job.Attempt)
+	}
+	f.mustOK(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(1, 1, id)})
+	if c, ok := f.fsm.LastCheckpoint(id, 1); !ok || c.ID != 1 || c.State != CheckpointCompleted || string(c.Tasks[1].SinkState) != "s" {
+		t.Fatalf("last checkpoint: %+v %v", c, ok)
+	}
+	// Fencing, ordering and completeness are enforced by the state machine.
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(0, 2, id)}, ErrStaleAttempt)
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(1, 1, id)}, ErrBadCheckpoint)
+	partial := ckpt(1, 2, id)
+	partial.Tasks = partial.Tasks[:1]
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: partial}, ErrBadCheckpoint)
+	dup := ckpt(1, 2, id)
+	dup.Tasks[1].Subtask = 0
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: dup}, ErrBadCheckpoint)
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(1, 2, id+9)}, ErrJobNotFound)
+	// A new attempt fences the old one.
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Running, NewAttempt: true, Time: t0})
+	f.mustErr(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(1, 2, id)}, ErrStaleAttempt)
+	for i := uint64(2); i <= 5; i++ {
+		f.mustOK(CmdCommitCheckpoint, CommitCheckpoint{Retained: 2, Checkpoint: ckpt(2, i, id)})
+	}
+	var ids []uint64
+	for _, c := range f.fsm.Checkpoints() {
+		ids = append(ids, c.ID)
+	}
+	if !reflect.DeepEqual(ids, []uint64{4, 5}) || f.fsm.MaxCheckpointID(id, 1) != 5 {
+		t.Fatalf("retained: %v", ids)
+	}
+}
+
+func TestApplyFailCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	id := f.mustOK(CmdCreateJob, sampleCreate("a")).Job.ID
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Running, NewAttempt: true, Time: t0})
+	f.mustOK(CmdCommitCheckpoint, CommitCheckpoint{Retained: 3, Checkpoint: ckpt(1, 1, id)})
+	for i := uint64(2); i < 15; i++ {
+		c := ckpt(1, i, id)
+		c.Error = "timed out after 10m"
+		f.mustOK(CmdFailCheckpoint, FailCheckpoint{Checkpoint: c})
+	}
+	// The last good checkpoint is untouched; failures are bounded; each is an event.
+	if c, ok := f.fsm.LastCheckpoint(id, 1); !ok || c.ID != 1 {
+		t.Fatalf("last good checkpoint lost: %+v", c)
+	}
+	if n := len(f.fsm.Checkpoints()); n != 1+maxFailedKept {
+		t.Fatalf("%d checkpoints kept", n)
+	}
+	if f.fsm.MaxCheckpointID(id, 1) != 14 {
+		t.Fatal("failed ids must count for numbering")
+	}
+	ev := f.fsm.Events()
+	if last := ev[len(ev)-1]; last.Kind != "CHECKPOINT_FAILED" || !strings.Contains(last.Message, "checkpoint 14") {
+		t.Fatalf("event: %+v", last)
+	}
+	// DROP removes a job's checkpoints.
+	f.mustOK(CmdDropJob, DropJob{Name: "a", Time: t0})
+	if n := len(f.fsm.Checkpoints()); n != 0 {
+		t.Fatalf("%d checkpoints after drop", n)
 	}
 }

@@ -90,14 +90,17 @@ type Plan struct {
 // Job is one sync job. Values read from the catalog are copies the caller may
 // keep; the catalog never mutates a stored Job in place.
 type Job struct {
-	ID        uint64    `json:"id"` // Raft index of the CREATE
-	Name      string    `json:"name"`
-	SQL       string    `json:"sql"` // canonical CREATE text, secrets included
-	Spec      JobSpec   `json:"spec"`
-	Plan      Plan      `json:"plan"`
-	State     JobState  `json:"state"`
-	Error     string    `json:"error,omitempty"`
-	Restarts  int       `json:"restarts"`
+	ID       uint64   `json:"id"` // Raft index of the CREATE
+	Name     string   `json:"name"`
+	SQL      string   `json:"sql"` // canonical CREATE text, secrets included
+	Spec     JobSpec  `json:"spec"`
+	Plan     Plan     `json:"plan"`
+	State    JobState `json:"state"`
+	Error    string   `json:"error,omitempty"`
+	Restarts int      `json:"restarts"`
+	// Attempt numbers the runs of the job; each start of its tasks takes a
+	// new one. Checkpoints from any other attempt are refused (fencing).
+	Attempt   int       `json:"attempt"`
 	Version   uint64    `json:"version"` // Raft index of the last change
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -127,3 +130,36 @@ type Node struct {
 // key normalises a job name for lookup: names are case-insensitive, like
 // MySQL table names on a case-insensitive file system.
 func key(name string) string { return strings.ToLower(name) }
+
+// Checkpoint states.
+const (
+	CheckpointCompleted = "COMPLETED"
+	CheckpointFailed    = "FAILED"
+)
+
+// TaskCheckpoint is the state of one task at a checkpoint: where its source
+// stands and what its sink needs to commit or recover.
+type TaskCheckpoint struct {
+	Subtask   int    `json:"subtask"`
+	Position  []byte `json:"position,omitempty"`
+	SinkState []byte `json:"sink_state,omitempty"`
+}
+
+// Checkpoint is one checkpoint of one pipeline. A completed checkpoint holds
+// the complete state of every task of the pipeline, never a partial update.
+type Checkpoint struct {
+	JobID       uint64           `json:"job_id"`
+	Job         string           `json:"job"`
+	Pipeline    int              `json:"pipeline"`
+	ID          uint64           `json:"id"`
+	Attempt     int              `json:"attempt"`
+	State       string           `json:"state"`
+	Final       bool             `json:"final,omitempty"` // taken at PAUSE or at the end of input
+	TriggeredAt time.Time        `json:"triggered_at"`
+	CompletedAt time.Time        `json:"completed_at"`
+	Tasks       []TaskCheckpoint `json:"tasks,omitempty"`
+	Error       string           `json:"error,omitempty"`
+}
+
+// Duration is how long the checkpoint took.
+func (c Checkpoint) Duration() time.Duration { return c.CompletedAt.Sub(c.TriggeredAt) }

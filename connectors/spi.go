@@ -48,6 +48,32 @@ type Sink interface {
 	Close() error
 }
 
+// TwoPhaseSink is a sink that takes part in checkpoints, for exactly-once
+// delivery. The engine calls, in its sink goroutine:
+//   - Recover once after Open, before any Write, with the last checkpoint
+//     committed in the catalog (0 and nil when there is none) and the state
+//     this task returned for it: make everything pre-committed up to that id
+//     visible, and discard anything newer or not pre-committed (the source
+//     replays it).
+//   - PreCommit at a checkpoint barrier: make everything written since the
+//     last barrier durable but not visible; the returned state is stored in
+//     the checkpoint.
+//   - Commit once the checkpoint is committed in the catalog: make every
+//     pre-commit up to that id visible. Commit must be idempotent.
+type TwoPhaseSink interface {
+	Sink
+	Recover(ctx context.Context, checkpointID uint64, state []byte) error
+	PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
+	Commit(ctx context.Context, checkpointID uint64, state []byte) error
+}
+
+// PositionAcker is a source that wants to know when positions are safe:
+// everything up to pos is committed at the sink and in the catalog, so the
+// source may release it upstream. Ack may be called from another goroutine.
+type PositionAcker interface {
+	Ack(ctx context.Context, pos Position) error
+}
+
 // Transform rewrites batches one at a time. It receives ownership of in and
 // returns ownership of the result (which may be in itself). On error it
 // returns the batch it still holds, for the caller to release.

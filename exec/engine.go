@@ -23,6 +23,10 @@ type Catalog interface {
 	Changed() <-chan struct{}
 	SetJobState(ctx context.Context, cmd catalog.SetJobState) (catalog.Result, error)
 	AddEvent(ctx context.Context, e catalog.Event) error
+	LastCheckpoint(jobID uint64, pipeline int) (catalog.Checkpoint, bool)
+	MaxCheckpointID(jobID uint64, pipeline int) uint64
+	CommitCheckpoint(ctx context.Context, cmd catalog.CommitCheckpoint) error
+	FailCheckpoint(ctx context.Context, cmd catalog.FailCheckpoint) error
 }
 
 // Config configures an Engine.
@@ -30,8 +34,11 @@ type Config struct {
 	NodeID   string
 	Slots    int // 0 = dynamic (as many as tasks need)
 	Registry *connectors.Registry
-	Alloc    memory.Allocator
-	Logger   *slog.Logger
+	// JobOptions validates a job's WITH options and fills in defaults
+	// (planner.JobConfig); without it the built-in defaults apply.
+	JobOptions func(catalog.JobSpec) (connectors.Config, error)
+	Alloc      memory.Allocator
+	Logger     *slog.Logger
 	// QueueDepth is the number of batches buffered between a task's source
 	// and sink stages; it bounds memory and carries backpressure.
 	QueueDepth int
@@ -41,6 +48,8 @@ type Config struct {
 	Resync time.Duration
 	// ApplyTimeout bounds each catalog write the engine makes.
 	ApplyTimeout time.Duration
+	// StopGrace bounds a graceful stop (final checkpoint) before it turns abrupt.
+	StopGrace time.Duration
 }
 
 // Engine reconciles catalog jobs with local tasks.
@@ -51,11 +60,11 @@ type Engine struct {
 	metrics *Metrics
 	wake    chan struct{}
 
-	mu        sync.Mutex // guards runs, slots and positions (read by system tables)
-	runs      map[uint64]*jobRun
-	slots     *slotPool
-	positions map[uint64]map[[2]int]connectors.Position // last positions of stopped jobs, for RESUME
-	waiting   map[uint64]bool                           // jobs told to wait for slots (event sent once)
+	mu      sync.Mutex // guards runs and slots (read by system tables)
+	runs    map[uint64]*jobRun
+	slots   *slotPool
+	waiting map[uint64]bool      // jobs told to wait for slots (event sent once); reconcile goroutine only
+	retryAt map[uint64]time.Time // earliest restart of a RESTARTING job; reconcile goroutine only
 }
 
 // New returns an engine. Call Run to start it.
@@ -78,11 +87,13 @@ func New(cfg Config, cat Catalog) *Engine {
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 5 * time.Second
 	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 30 * time.Second
+	}
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
-		slots: newSlotPool(cfg.Slots), positions: map[uint64]map[[2]int]connectors.Position{},
-		waiting: map[uint64]bool{},
+		slots: newSlotPool(cfg.Slots), waiting: map[uint64]bool{}, retryAt: map[uint64]time.Time{},
 	}
 }
 
@@ -118,17 +129,27 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// jobRun is the local execution of one job.
+// jobRun is the local execution of one attempt of one job.
 type jobRun struct {
-	job     catalog.Job // as when started
-	tasks   []*task
-	limit   *limiter
-	stop    chan struct{} // closed for a graceful stop
-	cancel  context.CancelFunc
-	done    chan struct{}
-	err     error // first task error; valid after done
-	metrics *Metrics
-	ctrs    sync.Map // connectors.TableID → *counters
+	job       catalog.Job // as when started, with this run's attempt
+	ckpt      checkpointConfig
+	pipelines []*pipelineRun
+	limit     *limiter
+	stop      chan struct{} // closed for a graceful stop
+	cancel    context.CancelFunc
+	done      chan struct{}
+	errOnce   sync.Once
+	err       error // first failure; valid after done
+	metrics   *Metrics
+	ctrs      sync.Map // connectors.TableID → *counters
+}
+
+// fail records the run's first failure and stops all its tasks.
+func (r *jobRun) fail(err error) {
+	r.errOnce.Do(func() {
+		r.err = err
+		r.cancel()
+	})
 }
 
 func (r *jobRun) counters(t connectors.TableID) *counters {
@@ -140,12 +161,18 @@ func (r *jobRun) counters(t connectors.TableID) *counters {
 	return c
 }
 
+func (r *jobRun) tasks() []*task {
+	var out []*task
+	for _, p := range r.pipelines {
+		out = append(out, p.tasks...)
+	}
+	return out
+}
+
+// finished: every source reached its end and the final checkpoints committed.
 func (r *jobRun) finished() bool {
-	for _, t := range r.tasks {
-		t.mu.Lock()
-		eof := t.eof
-		t.mu.Unlock()
-		if !eof {
+	for _, t := range r.tasks() {
+		if !t.eof.Load() || t.getState() != TaskFinished {
 			return false
 		}
 	}
@@ -173,15 +200,15 @@ func (e *Engine) reconcile(ctx context.Context) {
 			gone = append(gone, r)
 		}
 	}
-	for id := range e.positions {
-		if !seen[id] {
-			delete(e.positions, id)
-		}
-	}
 	e.mu.Unlock()
 	for _, r := range gone { // dropped jobs
 		e.stopRun(r, false)
 		e.metrics.dropJob(r.job.Name)
+	}
+	for id := range e.retryAt {
+		if !seen[id] {
+			delete(e.retryAt, id)
+		}
 	}
 }
 
@@ -206,18 +233,19 @@ func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
 	}
 	if r != nil {
 		r.limit.set(optInt(job.Spec.Options, "read.limit.rows_per_second"), optInt(job.Spec.Options, "read.limit.bytes_per_second"))
-		if job.State != catalog.Running {
-			e.transition(ctx, job, []catalog.JobState{job.State}, catalog.Running, "", "tasks running")
-		}
 		return
+	}
+	if job.State == catalog.Restarting && time.Now().Before(e.retryAt[job.ID]) {
+		return // the resync tick comes back
 	}
 	// Not running here: schedule it.
 	n := 0
 	for _, pl := range job.Plan.Pipelines {
 		n += pl.Parallelism
 	}
+	ref := jobRef{job.ID, job.Name}
 	e.mu.Lock()
-	slots, ok := e.slots.allocate(jobRef{job.ID, job.Name}, n)
+	slots, ok := e.slots.allocate(ref, n)
 	free := e.slots.free()
 	e.mu.Unlock()
 	if !ok {
@@ -233,113 +261,142 @@ func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
 		return
 	}
 	delete(e.waiting, job.ID)
+	release := func() {
+		e.mu.Lock()
+		e.slots.release(ref)
+		e.mu.Unlock()
+	}
 	if job.State == catalog.Created {
 		res, err := e.transition(ctx, job, []catalog.JobState{catalog.Created}, catalog.Scheduled, "", fmt.Sprintf("%d tasks on node %s", n, e.cfg.NodeID))
 		if err != nil {
-			e.mu.Lock()
-			e.slots.release(jobRef{job.ID, job.Name})
-			e.mu.Unlock()
+			release()
 			return
 		}
 		job = *res.Job
 	}
-	e.start(ctx, job, slots)
-	e.transition(ctx, job, []catalog.JobState{catalog.Scheduled, catalog.Restarting, catalog.Running}, catalog.Running, "", "tasks running")
+	// A new attempt: from here on, checkpoints of earlier attempts (a
+	// previous process, a failed run) are refused by the catalog.
+	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
+	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID,
+		From: []catalog.JobState{catalog.Scheduled, catalog.Restarting, catalog.Running}, To: catalog.Running,
+		NewAttempt: true, Reason: "tasks running"})
+	cancel()
+	if err != nil {
+		release()
+		return
+	}
+	delete(e.retryAt, job.ID)
+	e.start(ctx, *res.Job, slots)
 }
 
-// start launches every task of job on the given slots.
+// start launches every task of job on the given slots, each restored from
+// its pipeline's last completed checkpoint.
 func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &jobRun{job: job, limit: newLimiter(), stop: make(chan struct{}), cancel: cancel,
-		done: make(chan struct{}), metrics: e.metrics}
+	r := &jobRun{job: job, ckpt: e.checkpointConfig(job.Spec), limit: newLimiter(), stop: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}), metrics: e.metrics}
 	r.limit.set(optInt(job.Spec.Options, "read.limit.rows_per_second"), optInt(job.Spec.Options, "read.limit.bytes_per_second"))
-	e.mu.Lock()
-	saved := e.positions[job.ID]
-	delete(e.positions, job.ID)
 	i := 0
 	for _, pl := range job.Plan.Pipelines {
+		p := &pipelineRun{run: r, pipeline: pl, acks: make(chan ack, pl.Parallelism), eofs: make(chan int, pl.Parallelism),
+			finalFailed: make(chan struct{})}
+		last, restored := e.cat.LastCheckpoint(job.ID, pl.ID)
 		for s := 0; s < pl.Parallelism; s++ {
-			t := &task{pipeline: pl.ID, subtask: s, slot: slots[i], attempt: job.Restarts + 1, pos: saved[[2]int{pl.ID, s}]}
+			t := &task{pipeline: pl.ID, subtask: s, slot: slots[i], attempt: job.Attempt,
+				trigger: make(chan trigger, 4), commits: make(chan commitMsg, 4)}
+			if restored {
+				t.restoreID = last.ID
+				for _, tc := range last.Tasks {
+					if tc.Subtask == s {
+						t.startPos, t.restoreState = tc.Position, tc.SinkState
+					}
+				}
+			}
 			t.setState(TaskStarting)
-			r.tasks = append(r.tasks, t)
+			p.tasks = append(p.tasks, t)
 			i++
 		}
+		r.pipelines = append(r.pipelines, p)
 	}
+	e.mu.Lock()
 	e.runs[job.ID] = r
 	e.mu.Unlock()
 
 	var wg sync.WaitGroup
-	var once sync.Once
-	fail := func(err error) {
-		once.Do(func() {
-			r.err = err
-			cancel() // one failed task stops its siblings
-		})
-	}
-	pipelines := map[int]catalog.Pipeline{}
-	for _, pl := range job.Plan.Pipelines {
-		pipelines[pl.ID] = pl
-	}
-	for _, t := range r.tasks {
+	for _, p := range r.pipelines {
 		wg.Add(1)
-		go func(t *task) {
+		go func(p *pipelineRun) {
 			defer wg.Done()
-			st, err := e.build(job, pipelines[t.pipeline], t.subtask)
-			if err == nil {
-				err = e.runTask(runCtx, r.stop, r, t, st)
-			}
-			switch {
-			case err != nil && runCtx.Err() == nil:
-				t.setState(TaskFailed)
-				fail(fmt.Errorf("pipeline %d task %d: %w", t.pipeline, t.subtask, err))
-			case err != nil:
-				t.setState(TaskStopped)
-			case t.eof:
-				t.setState(TaskFinished)
-			default:
-				t.setState(TaskStopped)
-			}
-		}(t)
+			e.coordinate(runCtx, p)
+		}(p)
+		for _, t := range p.tasks {
+			wg.Add(1)
+			go func(p *pipelineRun, t *task) {
+				defer wg.Done()
+				st, err := e.build(job, p.pipeline, t.subtask)
+				if err == nil {
+					err = e.runTask(runCtx, p, t, st)
+				}
+				switch {
+				case err == nil && t.eof.Load():
+					t.setState(TaskFinished)
+				case err == nil || (runCtx.Err() != nil && r.err == nil):
+					t.setState(TaskStopped)
+				default:
+					t.setState(TaskFailed)
+					r.fail(fmt.Errorf("pipeline %d task %d: %w", t.pipeline, t.subtask, err))
+				}
+			}(p, t)
+		}
 	}
+	// Coordinators end after their final checkpoint commits or when runCtx
+	// ends (a task failed: fail cancels; or an abrupt stop).
 	go func() {
 		wg.Wait()
+		cancel()
 		close(r.done)
 		e.poke()
 	}()
-	e.log.Info("job started", "job", job.Name, "tasks", len(r.tasks))
+	e.log.Info("job started", "job", job.Name, "attempt", job.Attempt, "tasks", i)
 }
 
-// complete handles a run whose tasks have all ended on their own.
+// complete handles a run whose tasks have all ended on their own: done,
+// retry, or failed.
 func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
-	e.forget(r, true)
+	e.forget(r)
+	active := []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}
 	switch {
+	case r.err != nil && job.Restarts < r.ckpt.retryTimes:
+		e.retryAt[job.ID] = time.Now().Add(r.ckpt.retryInterval)
+		e.transition(ctx, job, active, catalog.Restarting, r.err.Error(),
+			fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval))
+		e.cat.SetJobState(ctx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: []catalog.JobState{catalog.Restarting},
+			To: catalog.Restarting, Error: r.err.Error(), IncRestarts: true, Reason: "attempt failed"})
 	case r.err != nil:
-		e.transition(ctx, job, []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}, catalog.Failed, r.err.Error(), "")
+		e.transition(ctx, job, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
 	case r.finished():
-		e.transition(ctx, job, []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}, catalog.Finished, "", "every source reached its end")
+		e.transition(ctx, job, active, catalog.Finished, "", "every source reached its end")
 	}
 }
 
-// stopRun stops a run; graceful lets every batch already read reach the
-// sink and keeps the positions for a later RESUME.
+// stopRun stops a run. Graceful takes a final checkpoint first (bounded by
+// StopGrace), so RESUME continues exactly where the flow stopped.
 func (e *Engine) stopRun(r *jobRun, graceful bool) {
 	if graceful {
-		for _, t := range r.tasks {
-			if t.getState() == TaskRunning {
-				t.setState(TaskDraining)
-			}
-		}
 		close(r.stop)
-	} else {
-		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(e.cfg.StopGrace):
+			e.log.Warn("graceful stop timed out; stopping abruptly", "job", r.job.Name)
+		}
 	}
-	<-r.done
 	r.cancel()
-	e.forget(r, graceful)
+	<-r.done
+	e.forget(r)
 }
 
-// forget removes a finished run, keeping its positions when asked.
-func (e *Engine) forget(r *jobRun, keep bool) {
+// forget removes a finished run and frees its slots.
+func (e *Engine) forget(r *jobRun) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runs[r.job.ID] != r {
@@ -347,13 +404,6 @@ func (e *Engine) forget(r *jobRun, keep bool) {
 	}
 	delete(e.runs, r.job.ID)
 	e.slots.release(jobRef{r.job.ID, r.job.Name})
-	if keep {
-		pos := map[[2]int]connectors.Position{}
-		for _, t := range r.tasks {
-			pos[[2]int{t.pipeline, t.subtask}] = t.position()
-		}
-		e.positions[r.job.ID] = pos
-	}
 }
 
 func (e *Engine) stopAll() {
@@ -363,9 +413,12 @@ func (e *Engine) stopAll() {
 		runs = append(runs, r)
 	}
 	e.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, r := range runs {
-		e.stopRun(r, true)
+		wg.Add(1)
+		go func(r *jobRun) { defer wg.Done(); e.stopRun(r, true) }(r)
 	}
+	wg.Wait()
 }
 
 func (e *Engine) transition(ctx context.Context, job catalog.Job, from []catalog.JobState, to catalog.JobState, errText, reason string) (catalog.Result, error) {
@@ -408,7 +461,7 @@ func (e *Engine) Tasks() []TaskRow {
 	e.mu.Lock()
 	var out []TaskRow
 	for _, r := range e.runs {
-		for _, t := range r.tasks {
+		for _, t := range r.tasks() {
 			out = append(out, TaskRow{Job: r.job.Name, Pipeline: t.pipeline, TaskID: t.subtask, Slot: t.slot,
 				Node: e.cfg.NodeID, Attempt: t.attempt, State: t.getState()})
 		}
@@ -442,7 +495,7 @@ func (e *Engine) Slots() []SlotRow {
 	defer e.mu.Unlock()
 	taskOf := map[int]int{}
 	for _, r := range e.runs {
-		for _, t := range r.tasks {
+		for _, t := range r.tasks() {
 			taskOf[t.slot] = t.subtask
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +18,9 @@ import (
 	"sluice/catalog"
 	"sluice/connectors"
 	"sluice/connectors/datagen"
+	"sluice/connectors/file"
 	"sluice/connectors/tablerename"
+	"sluice/planner"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,7 +29,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type recorder struct {
 	mu      sync.Mutex
 	seen    map[string]map[int64]int
-	failAt  int64 // fail the write containing this id (0: never)
+	failAt  int64         // fail the write containing this id (0: never)
+	slow    time.Duration // sleep in every Write
 	written int64
 }
 
@@ -42,6 +47,10 @@ func (s *recSink) Open(context.Context) error  { return nil }
 func (s *recSink) Flush(context.Context) error { return nil }
 func (s *recSink) Close() error                { return nil }
 func (s *recSink) Write(_ context.Context, b connectors.Batch) error {
+	s.r.mu.Lock()
+	slow := s.r.slow
+	s.r.mu.Unlock()
+	time.Sleep(slow)
 	ids := b.Record.Column(1).(*array.Int64)
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
@@ -60,6 +69,12 @@ func (s *recSink) Write(_ context.Context, b connectors.Batch) error {
 		s.r.written++
 	}
 	return nil
+}
+
+func (r *recorder) setSlow(d time.Duration) {
+	r.mu.Lock()
+	r.slow = d
+	r.mu.Unlock()
 }
 
 func (r *recorder) count() int64 {
@@ -103,9 +118,10 @@ type harness struct {
 func newHarness(t *testing.T, slots int) *harness {
 	cat := catalog.NewLocal()
 	rec := newRecorder()
-	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), tablerename.Spec(), rec.spec())
+	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), tablerename.Spec(), rec.spec(), file.Spec())
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	eng := New(Config{NodeID: "n1", Slots: slots, Registry: reg, Alloc: alloc, Resync: 20 * time.Millisecond}, cat)
+	eng := New(Config{NodeID: "n1", Slots: slots, Registry: reg, Alloc: alloc, Resync: 20 * time.Millisecond,
+		JobOptions: planner.JobConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, cat: cat, eng: eng, rec: rec, alloc: alloc, cancel: cancel, done: make(chan struct{})}
 	go func() { _ = eng.Run(ctx); close(h.done) }()
@@ -119,9 +135,17 @@ func newHarness(t *testing.T, slots int) *harness {
 
 func (h *harness) create(name string, src map[string]string, par int, transforms ...catalog.ConnectorRef) catalog.Job {
 	h.t.Helper()
+	return h.createWith(name, src, catalog.ConnectorRef{Connector: "record"}, map[string]string{"parallelism": fmt.Sprint(par)}, transforms...)
+}
+
+func (h *harness) createWith(name string, src map[string]string, sink catalog.ConnectorRef, with map[string]string, transforms ...catalog.ConnectorRef) catalog.Job {
+	h.t.Helper()
+	par := 1
+	if v, ok := with["parallelism"]; ok {
+		fmt.Sscan(v, &par)
+	}
 	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "datagen", Options: src},
-		Transforms: transforms, Sink: catalog.ConnectorRef{Connector: "record"},
-		Options: map[string]string{"parallelism": fmt.Sprint(par)}}
+		Transforms: transforms, Sink: sink, Options: with}
 	var plan catalog.Plan
 	plan.Vertices = append(plan.Vertices, catalog.Vertex{ID: 1, Kind: "source", Connector: "datagen", Ref: catalog.RefSource})
 	ids := []int{1}
@@ -130,7 +154,7 @@ func (h *harness) create(name string, src map[string]string, par int, transforms
 		ids = append(ids, i+2)
 	}
 	sinkID := len(plan.Vertices) + 1
-	plan.Vertices = append(plan.Vertices, catalog.Vertex{ID: sinkID, Kind: "sink", Connector: "record", Ref: catalog.RefSink})
+	plan.Vertices = append(plan.Vertices, catalog.Vertex{ID: sinkID, Kind: "sink", Connector: sink.Connector, Ref: catalog.RefSink})
 	plan.Pipelines = []catalog.Pipeline{{ID: 1, Vertices: append(ids, sinkID), Parallelism: par}}
 	res, err := h.cat.CreateJob(context.Background(), catalog.CreateJob{Name: name, Spec: spec, Plan: plan})
 	if err != nil {
@@ -253,13 +277,26 @@ func TestDropStopsJobAndForgetsMetrics(t *testing.T) {
 	}
 }
 
-func TestSinkFailureFailsJobWithCause(t *testing.T) {
+func TestSinkFailureRetriesThenFailsWithCause(t *testing.T) {
 	h := newHarness(t, 0)
 	h.rec.failAt = 300
-	h.create("f", map[string]string{"rows": "1000", "batch_size": "10"}, 1)
+	h.createWith("f", map[string]string{"rows": "1000", "batch_size": "10"}, catalog.ConnectorRef{Connector: "record"},
+		map[string]string{"retry.times": "2", "retry.interval": "10ms", "checkpoint.interval": "1h"})
 	j := h.waitState("f", catalog.Failed)
 	if !strings.Contains(j.Error, "injected sink failure") || !strings.Contains(j.Error, "pipeline 1 task 0") {
 		t.Fatalf("error does not name the cause: %q", j.Error)
+	}
+	if j.Restarts != 2 || j.Attempt != 3 {
+		t.Fatalf("restarts %d attempt %d, want 2 and 3", j.Restarts, j.Attempt)
+	}
+	var kinds []string
+	for _, e := range h.cat.Events() {
+		if e.Job == "f" {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	if got := strings.Join(kinds, ","); strings.Count(got, "RESTARTING") < 2 || !strings.HasSuffix(got, "FAILED") {
+		t.Fatalf("events: %s", got)
 	}
 }
 

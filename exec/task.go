@@ -10,6 +10,7 @@ import (
 
 	"sluice/catalog"
 	"sluice/connectors"
+	"sluice/connectors/failpoint"
 )
 
 // Task states shown in sluice.tasks.
@@ -22,6 +23,28 @@ const (
 	TaskFailed   = "FAILED"
 )
 
+// errFinalAborted ends a task whose final checkpoint failed.
+var errFinalAborted = errors.New("final checkpoint failed")
+
+// trigger asks a source stage to emit a barrier.
+type trigger struct {
+	id    uint64
+	final bool // the source stops after this barrier
+}
+
+// barrier travels in-band between batches.
+type barrier struct {
+	id    uint64
+	pos   connectors.Position // position of the last batch before the barrier
+	final bool
+}
+
+// commitMsg tells a sink stage that a checkpoint is committed in the catalog.
+type commitMsg struct {
+	id    uint64
+	state []byte
+}
+
 // task is one subtask of one pipeline: source → transforms → sink.
 type task struct {
 	pipeline, subtask int
@@ -29,9 +52,16 @@ type task struct {
 	attempt           int
 	state             atomic.Value // string
 
-	mu  sync.Mutex
-	pos connectors.Position // position of the last batch the sink accepted
-	eof bool                // the source reached the end of its input
+	// restored from the last completed checkpoint
+	startPos     connectors.Position
+	restoreID    uint64
+	restoreState []byte
+
+	trigger chan trigger
+	commits chan commitMsg
+	src     connectors.Source // set once built; for PositionAcker
+
+	eof atomic.Bool // the source reached the end of its input
 }
 
 func (t *task) setState(s string) { t.state.Store(s) }
@@ -40,17 +70,12 @@ func (t *task) getState() string {
 	return s
 }
 
-func (t *task) position() connectors.Position {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.pos
-}
-
 // item is a batch in flight with the source table it came from (transforms
-// may rename Batch.Table; metrics count by source table).
+// may rename Batch.Table; metrics count by source table), or a barrier.
 type item struct {
-	b      connectors.Batch
-	origin connectors.TableID
+	b       connectors.Batch
+	origin  connectors.TableID
+	barrier *barrier
 }
 
 // stages are the connector instances of a task.
@@ -99,10 +124,10 @@ func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stage
 	return st, nil
 }
 
-// runTask runs one task until its source ends, stop is closed (graceful:
-// the source stops reading, everything read is written and flushed), or
-// ctx ends (abrupt). It returns nil when the task ended by EOF or stop.
-func (e *Engine) runTask(ctx context.Context, stop <-chan struct{}, r *jobRun, t *task, st stages) (err error) {
+// runTask runs one task until its final checkpoint is committed (end of
+// input, or a graceful stop) or ctx ends. It returns nil only in the first
+// case.
+func (e *Engine) runTask(ctx context.Context, p *pipelineRun, t *task, st stages) (err error) {
 	defer func() {
 		if cerr := st.src.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close source: %w", cerr)
@@ -111,96 +136,194 @@ func (e *Engine) runTask(ctx context.Context, stop <-chan struct{}, r *jobRun, t
 			err = fmt.Errorf("close sink: %w", cerr)
 		}
 	}()
-	if err := st.src.Open(ctx, t.position()); err != nil {
+	if err := st.src.Open(ctx, t.startPos); err != nil {
 		return fmt.Errorf("open source: %w", err)
 	}
 	if err := st.sink.Open(ctx); err != nil {
 		return fmt.Errorf("open sink: %w", err)
 	}
+	tp, _ := st.sink.(connectors.TwoPhaseSink)
+	if tp != nil {
+		// Invariant (I7): before writing, the sink commits what the catalog
+		// committed and discards what it did not.
+		if err := tp.Recover(ctx, t.restoreID, t.restoreState); err != nil {
+			return fmt.Errorf("recover sink at checkpoint %d: %w", t.restoreID, err)
+		}
+	}
+	t.src = st.src
 	t.setState(TaskRunning)
 
-	// The source stage reads under srcCtx, which ends on stop or ctx.
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
-	go func() {
-		select {
-		case <-stop:
-			cancelSrc()
-		case <-srcCtx.Done():
-		}
-	}()
-
 	queue := make(chan item, e.cfg.QueueDepth)
 	srcErr := make(chan error, 1)
 	go func() {
 		defer close(queue)
-		srcErr <- e.sourceStage(ctx, srcCtx, r, t, st, queue)
+		srcErr <- e.sourceStage(srcCtx, p, t, st, queue)
 	}()
-
-	var sinkErr error
-	for it := range queue {
-		if sinkErr == nil {
-			sinkErr = st.sink.Write(ctx, it.b)
-			if sinkErr == nil {
-				r.counters(it.origin).sink(it.b.Rows(), it.b.Bytes(), it.b.EventTime)
-				t.mu.Lock()
-				t.pos = it.b.Position
-				t.mu.Unlock()
-			} else {
-				cancelSrc() // stop reading; drain and release the rest
-			}
-		}
+	err = e.sinkStage(ctx, p, t, st, tp, queue)
+	cancelSrc()
+	for it := range queue { // release what the source still queued
 		it.b.Release()
 	}
-	serr := <-srcErr
-	if sinkErr != nil {
-		return fmt.Errorf("sink %s: %w", r.job.Spec.Sink.Connector, sinkErr)
+	if serr := <-srcErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr
 	}
-	if serr != nil {
-		return serr
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := st.sink.Flush(ctx); err != nil {
-		return fmt.Errorf("flush sink: %w", err)
-	}
-	return nil
+	return err
 }
 
-// sourceStage reads, rate-limits and transforms batches onto queue.
-func (e *Engine) sourceStage(ctx, srcCtx context.Context, r *jobRun, t *task, st stages, queue chan<- item) error {
-	for {
-		b, err := st.src.Read(srcCtx)
-		if errors.Is(err, io.EOF) {
-			t.mu.Lock()
-			t.eof = true
-			t.mu.Unlock()
+// sourceStage reads, rate-limits and transforms batches onto queue, and
+// turns checkpoint triggers into barriers. Barriers are taken between
+// reads, so a trigger waits for at most one Read.
+func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st stages, queue chan<- item) error {
+	lastPos := t.startPos
+	send := func(it item) error {
+		select {
+		case queue <- it:
 			return nil
+		case <-ctx.Done():
+			it.b.Release()
+			return ctx.Err()
+		}
+	}
+	onTrigger := func(tr trigger) (stop bool, err error) {
+		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: lastPos, final: tr.final}})
+	}
+	for {
+		select { // a pending trigger goes first: the barrier follows everything read so far
+		case tr := <-t.trigger:
+			if stop, err := onTrigger(tr); stop || err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if t.eof.Load() {
+			select {
+			case tr := <-t.trigger:
+				if stop, err := onTrigger(tr); stop || err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		b, err := st.src.Read(ctx)
+		if errors.Is(err, io.EOF) {
+			t.eof.Store(true)
+			select {
+			case p.eofs <- t.subtask:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
 		}
 		if err != nil {
-			if srcCtx.Err() != nil && ctx.Err() == nil {
-				return nil // stopped on purpose
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			return fmt.Errorf("source %s: %w", r.job.Spec.Source.Connector, err)
+			return fmt.Errorf("source %s: %w", p.run.job.Spec.Source.Connector, err)
 		}
 		origin := b.Table
 		rows, bytes := b.Rows(), b.Bytes()
-		r.counters(origin).source(rows, bytes)
-		// A batch already read is always passed on, even when the wait is
-		// cut short by a stop: its position has been consumed.
-		_ = r.limit.wait(srcCtx, rows, bytes)
+		p.run.counters(origin).source(rows, bytes)
+		_ = p.run.limit.wait(ctx, rows, bytes)
 		for _, tr := range st.transforms {
 			if b, err = tr.Apply(ctx, b); err != nil {
 				b.Release()
 				return fmt.Errorf("transform: %w", err)
 			}
 		}
+		lastPos = b.Position
+		if err := send(item{b: b, origin: origin}); err != nil {
+			return err
+		}
+	}
+}
+
+// sinkStage writes batches, pre-commits at barriers and commits when the
+// coordinator says a checkpoint is committed in the catalog.
+func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stages, tp connectors.TwoPhaseSink, queue <-chan item) error {
+	var finalID uint64
+	var finalFailed <-chan struct{} // watched only once the final barrier passed
+	for {
 		select {
-		case queue <- item{b: b, origin: origin}:
+		case it, ok := <-queue:
+			if !ok {
+				if finalID != 0 {
+					queue = nil // wait for the final commit
+					continue
+				}
+				return ctx.Err() // the source stage failed; runTask reports why
+			}
+			if it.barrier == nil {
+				err := st.sink.Write(ctx, it.b)
+				if err == nil {
+					p.run.counters(it.origin).sink(it.b.Rows(), it.b.Bytes(), it.b.EventTime)
+				}
+				it.b.Release()
+				if err != nil {
+					return fmt.Errorf("sink %s: %w", p.run.job.Spec.Sink.Connector, err)
+				}
+				continue
+			}
+			bar := it.barrier
+			if err := st.sink.Flush(ctx); err != nil {
+				return fmt.Errorf("flush sink at checkpoint %d: %w", bar.id, err)
+			}
+			var state []byte
+			if tp != nil {
+				var err error
+				if state, err = tp.PreCommit(ctx, bar.id); err != nil {
+					return fmt.Errorf("pre-commit checkpoint %d: %w", bar.id, err)
+				}
+			}
+			if err := failpoint.Hit(failpoint.AfterSinkPreCommit); err != nil {
+				return err
+			}
+			if bar.final {
+				finalID = bar.id
+				finalFailed = p.finalFailed
+				t.setState(TaskDraining)
+			}
+			select {
+			case p.acks <- ack{subtask: t.subtask, id: bar.id, pos: bar.pos, state: state}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case c := <-t.commits:
+			if tp != nil {
+				if err := tp.Commit(ctx, c.id, c.state); err != nil {
+					return fmt.Errorf("commit checkpoint %d: %w", c.id, err)
+				}
+			}
+			if finalID != 0 && c.id >= finalID {
+				return nil
+			}
+		case <-finalFailed:
+			return errFinalAborted
 		case <-ctx.Done():
-			b.Release()
 			return ctx.Err()
 		}
 	}
+}
+
+// ack is a task's answer to a barrier.
+type ack struct {
+	subtask int
+	id      uint64
+	pos     connectors.Position
+	state   []byte
+}
+
+// pipelineRun is one pipeline of a running job with its coordinator.
+type pipelineRun struct {
+	run         *jobRun
+	pipeline    catalog.Pipeline
+	tasks       []*task
+	acks        chan ack
+	eofs        chan int
+	finalFailed chan struct{} // closed when the final checkpoint failed
+	failOnce    sync.Once
 }

@@ -1,0 +1,169 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"sluice/catalog"
+	"sluice/connectors"
+	"sluice/connectors/failpoint"
+)
+
+// checkpointConfig is a job's checkpoint and retry settings.
+type checkpointConfig struct {
+	interval, timeout time.Duration
+	retained          int
+	retryTimes        int
+	retryInterval     time.Duration
+}
+
+func (e *Engine) checkpointConfig(spec catalog.JobSpec) checkpointConfig {
+	c := checkpointConfig{interval: 30 * time.Second, timeout: 10 * time.Minute, retained: 3, retryTimes: 3, retryInterval: 10 * time.Second}
+	if e.cfg.JobOptions == nil {
+		return c
+	}
+	cfg, err := e.cfg.JobOptions(spec)
+	if err != nil { // validated at CREATE; keep the defaults
+		return c
+	}
+	return checkpointConfig{interval: cfg.Duration("checkpoint.interval"), timeout: cfg.Duration("checkpoint.timeout"),
+		retained: int(cfg.Int("checkpoint.retained")), retryTimes: int(cfg.Int("retry.times")),
+		retryInterval: cfg.Duration("retry.interval")}
+}
+
+type inflight struct {
+	id        uint64
+	final     bool
+	triggered time.Time
+	acks      map[int]ack
+}
+
+// coordinate triggers the checkpoints of one pipeline every interval, and
+// a final one when every source reached its end or a graceful stop is
+// asked. It commits a checkpoint to the catalog once every task acked,
+// and only then tells sinks to commit and sources that positions are safe.
+func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
+	r := p.run
+	cc := r.ckpt
+	next := e.cat.MaxCheckpointID(r.job.ID, p.pipeline.ID) + 1
+	tick := time.NewTicker(cc.interval)
+	defer tick.Stop()
+	pending := map[uint64]*inflight{}
+	finalTriggered, eofs := false, 0
+	stop := r.stop // set to nil here once seen: a closed channel would spin
+
+	trig := func(final bool) {
+		f := &inflight{id: next, final: final, triggered: time.Now().UTC(), acks: map[int]ack{}}
+		next++
+		pending[f.id] = f
+		finalTriggered = finalTriggered || final
+		for _, t := range p.tasks {
+			select {
+			case t.trigger <- trigger{id: f.id, final: final}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for id, f := range pending {
+				if now.Sub(f.triggered) > cc.timeout {
+					delete(pending, id)
+					e.failCheckpoint(ctx, p, f, fmt.Sprintf("not acknowledged by every task within checkpoint.timeout %s", cc.timeout))
+				}
+			}
+			if !finalTriggered && len(pending) == 0 {
+				trig(false)
+			}
+		case <-p.eofs:
+			if eofs++; eofs == len(p.tasks) && !finalTriggered {
+				trig(true)
+			}
+		case <-stop:
+			if !finalTriggered {
+				trig(true)
+			}
+			stop = nil
+		case a := <-p.acks:
+			f := pending[a.id]
+			if f == nil {
+				continue // a late ack of a failed checkpoint
+			}
+			f.acks[a.subtask] = a
+			if len(f.acks) < len(p.tasks) {
+				continue
+			}
+			delete(pending, f.id)
+			if e.commitCheckpoint(ctx, p, f) && f.final {
+				return
+			}
+		}
+	}
+}
+
+// commitCheckpoint records a complete checkpoint in the catalog, then lets
+// sinks commit and sources release. It reports success.
+func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflight) bool {
+	r := p.run
+	cp := catalog.Checkpoint{JobID: r.job.ID, Job: r.job.Name, Pipeline: p.pipeline.ID, ID: f.id, Attempt: r.job.Attempt,
+		Final: f.final, TriggeredAt: f.triggered}
+	for _, a := range f.acks {
+		cp.Tasks = append(cp.Tasks, catalog.TaskCheckpoint{Subtask: a.subtask, Position: a.pos, SinkState: a.state})
+	}
+	sort.Slice(cp.Tasks, func(i, j int) bool { return cp.Tasks[i].Subtask < cp.Tasks[j].Subtask })
+	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
+	err := e.cat.CommitCheckpoint(actx, catalog.CommitCheckpoint{Checkpoint: cp, Retained: r.ckpt.retained})
+	cancel()
+	if err != nil {
+		if errors.Is(err, catalog.ErrStaleAttempt) || errors.Is(err, catalog.ErrJobNotFound) {
+			// Invariant: a fenced attempt commits nothing more; its run ends.
+			r.fail(fmt.Errorf("checkpoint %d refused: %w", f.id, err))
+			return false
+		}
+		e.failCheckpoint(ctx, p, f, "commit in catalog: "+err.Error())
+		return false
+	}
+	// Invariant: sinks commit only after the checkpoint is in the catalog.
+	if err := failpoint.Hit(failpoint.BeforeSinkCommit); err != nil {
+		r.fail(err)
+		return false
+	}
+	for _, t := range p.tasks {
+		select {
+		case t.commits <- commitMsg{id: f.id, state: f.acks[t.subtask].state}:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// Invariant: sources learn a position is safe only after both commits.
+	for _, t := range p.tasks {
+		if a, ok := t.src.(connectors.PositionAcker); ok {
+			if err := a.Ack(ctx, f.acks[t.subtask].pos); err != nil {
+				e.log.Warn("source ack failed", "job", r.job.Name, "task", t.subtask, "err", err)
+			}
+		}
+	}
+	return true
+}
+
+// failCheckpoint records a failed checkpoint; the last completed one stays.
+func (e *Engine) failCheckpoint(ctx context.Context, p *pipelineRun, f *inflight, why string) {
+	r := p.run
+	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
+	defer cancel()
+	err := e.cat.FailCheckpoint(actx, catalog.FailCheckpoint{Checkpoint: catalog.Checkpoint{JobID: r.job.ID, Job: r.job.Name,
+		Pipeline: p.pipeline.ID, ID: f.id, Attempt: r.job.Attempt, Final: f.final, TriggeredAt: f.triggered, Error: why}})
+	if err != nil {
+		e.log.Warn("checkpoint failure not recorded", "job", r.job.Name, "checkpoint", f.id, "err", err)
+	}
+	if f.final {
+		p.failOnce.Do(func() { close(p.finalFailed) })
+	}
+}

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -79,7 +80,7 @@ func (s *Server) systemTables() []*sysTable {
 				colDef{"source", tVarchar, false}, colDef{"transforms", tVarchar, true}, colDef{"sink", tVarchar, false},
 				colDef{"parallelism", types.Int64, false}, colDef{"created_at", tDatetime, false},
 				colDef{"updated_at", tDatetime, false}, colDef{"error", tText, true}, colDef{"restarts", types.Int64, false},
-				colDef{"version", types.Uint64, false}),
+				colDef{"attempt", types.Int64, false}, colDef{"version", types.Uint64, false}),
 			rows: func(*sql.Context) []sql.Row {
 				var rows []sql.Row
 				for _, j := range cat.Jobs() {
@@ -93,7 +94,7 @@ func (s *Server) systemTables() []*sysTable {
 					}
 					rows = append(rows, sql.NewRow(j.ID, j.Name, string(j.State), j.Spec.Source.Connector,
 						nullable(joinComma(tr)), j.Spec.Sink.Connector, par, j.CreatedAt, j.UpdatedAt, nullable(j.Error),
-						int64(j.Restarts), j.Version))
+						int64(j.Restarts), int64(j.Attempt), j.Version))
 				}
 				return rows
 			},
@@ -172,6 +173,26 @@ func (s *Server) systemTables() []*sysTable {
 				for _, m := range s.cfg.Runtime.Metrics().Rows() {
 					rows = append(rows, sql.NewRow(m.Job, m.Table, m.SourceReceivedCount, m.SourceReceivedBytes,
 						m.SourceReceivedQPS, m.SinkWriteCount, m.SinkWriteBytes, m.SinkWriteQPS, m.LagMs, m.UpdatedAt))
+				}
+				return rows
+			},
+		},
+		{
+			name: "checkpoints", pk: []int{0, 1, 2},
+			schema: schema("checkpoints",
+				colDef{"job", tVarchar, false}, colDef{"pipeline_id", types.Int64, false}, colDef{"checkpoint_id", types.Uint64, false},
+				colDef{"attempt", types.Int64, false}, colDef{"state", tVarchar, false}, colDef{"final", types.Boolean, false},
+				colDef{"triggered_at", tDatetime, false}, colDef{"completed_at", tDatetime, false},
+				colDef{"duration_ms", types.Int64, false}, colDef{"position", tText, true}, colDef{"error", tText, true}),
+			rows: func(*sql.Context) []sql.Row {
+				var rows []sql.Row
+				for _, c := range cat.Checkpoints() {
+					var pos []string
+					for _, t := range c.Tasks {
+						pos = append(pos, fmt.Sprintf("%d:%s", t.Subtask, t.Position))
+					}
+					rows = append(rows, sql.NewRow(c.Job, int64(c.Pipeline), c.ID, int64(c.Attempt), c.State, boolInt(c.Final),
+						c.TriggeredAt, c.CompletedAt, c.Duration().Milliseconds(), nullable(strings.Join(pos, " ")), nullable(c.Error)))
 				}
 				return rows
 			},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,17 +19,19 @@ import (
 // These tests build the real binary, start it as a process on free
 // loopback ports, and drive it with the real mysql command-line client.
 
-var binary string
+var binary, fpBinary string // fpBinary is built with -tags failpoints
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-e2e")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
+	binary, fpBinary = filepath.Join(dir, "sluice"), filepath.Join(dir, "sluice-failpoints")
+	for _, b := range [][]string{{"build", "-o", binary, "."}, {"build", "-tags", "failpoints", "-o", fpBinary, "."}} {
+		if out, err := exec.Command("go", b...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go %v: %v\n%s", b, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -62,6 +65,8 @@ type node struct {
 	dir                        string
 	mysqlAddr, httpAddr, raftA string
 	cmd                        *exec.Cmd
+	bin                        string   // binary to start (default: binary)
+	env                        []string // extra environment of the next start
 	log                        *bytes.Buffer
 	cli                        string
 }
@@ -83,9 +88,14 @@ func newNode(t *testing.T) *node {
 func (n *node) start() {
 	n.t.Helper()
 	n.log = &bytes.Buffer{}
-	n.cmd = exec.Command(binary, "server", "--data-dir", n.dir, "--mysql-addr", n.mysqlAddr,
+	bin := n.bin
+	if bin == "" {
+		bin = binary
+	}
+	n.cmd = exec.Command(bin, "server", "--data-dir", n.dir, "--mysql-addr", n.mysqlAddr,
 		"--http-addr", n.httpAddr, "--raft-addr", n.raftA)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	n.cmd.Env = append(os.Environ(), n.env...)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -228,12 +238,12 @@ func TestNewcomerPath(t *testing.T) {
 
 	n.sql("CREATE SYNC JOB paused_one FROM datagen ('rate'='100') TO blackhole (); PAUSE SYNC JOB paused_one")
 	n.waitFor("paused_one PAUSED", func() bool { return n.state("paused_one") == "PAUSED" })
-	before := n.sql("SELECT name, state, version, created_at FROM sluice.jobs ORDER BY job_id")
+	before := n.sql("SELECT job_id, name, state, restarts, created_at FROM sluice.jobs ORDER BY job_id")
 
 	// kill -9, restart: every job as it was; the running one runs again.
 	n.kill9()
 	n.start()
-	if after := n.sql("SELECT name, state, version, created_at FROM sluice.jobs ORDER BY job_id"); after != before {
+	if after := n.sql("SELECT job_id, name, state, restarts, created_at FROM sluice.jobs ORDER BY job_id"); after != before {
 		t.Fatalf("catalog after kill -9:\n%s\nwant\n%s", after, before)
 	}
 	n.waitFor("live flowing after kill -9", func() bool { return sum() > 0 })
@@ -254,5 +264,110 @@ func TestRefusesEmptyRootPasswordOffLoopback(t *testing.T) {
 	out, err := exec.Command(binary, "server", "--data-dir", t.TempDir(), "--mysql-addr", "0.0.0.0:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--root-password") {
 		t.Fatalf("started without a password on 0.0.0.0: %v %s", err, out)
+	}
+}
+
+// committedRows counts each (table, id) in the committed files of a file sink.
+func committedRows(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.jsonl"))
+	seen := map[string]int{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if line == "" {
+				continue
+			}
+			var row struct {
+				Table string `json:"_table"`
+				ID    int64  `json:"id"`
+			}
+			if err := json.Unmarshal([]byte(line), &row); err != nil {
+				t.Fatalf("%s: bad line %q", f, line)
+			}
+			seen[fmt.Sprintf("%s/%d", row.Table, row.ID)]++
+		}
+	}
+	return seen
+}
+
+func assertExactlyOnce(t *testing.T, dir string, tables []string, rows int) {
+	t.Helper()
+	seen := committedRows(t, dir)
+	for k, c := range seen {
+		if c != 1 {
+			t.Fatalf("%s delivered %d times", k, c)
+		}
+	}
+	for _, tbl := range tables {
+		for id := 1; id <= rows; id++ {
+			if seen[fmt.Sprintf("datagen.%s/%d", tbl, id)] != 1 {
+				t.Fatalf("datagen.%s id %d missing", tbl, id)
+			}
+		}
+	}
+	if len(seen) != rows*len(tables) {
+		t.Fatalf("%d rows delivered, want %d", len(seen), rows*len(tables))
+	}
+}
+
+func TestCheckpointsSurviveKill9(t *testing.T) {
+	n := newNode(t)
+	n.start()
+	out := t.TempDir()
+	n.sql(fmt.Sprintf("CREATE SYNC JOB b FROM datagen ('rows'='40000', 'rate'='16000', 'batch_size'='200', 'tables'='a,b') "+
+		"TO file ('path'='%s') WITH ('checkpoint.interval'='200ms', 'parallelism'='2', 'retry.interval'='100ms')", out))
+	maxID := func() int64 {
+		return n.int("SELECT COALESCE(MAX(checkpoint_id), 0) FROM sluice.checkpoints WHERE job = 'b' AND state = 'COMPLETED'")
+	}
+	for kill := 1; kill <= 2; kill++ {
+		n.waitFor("completed checkpoints", func() bool { return maxID() >= int64(3*kill) })
+		before := maxID()
+		if n.state("b") == "FINISHED" {
+			t.Fatal("the job finished before it could be killed; slow it down")
+		}
+		n.kill9()
+		n.start()
+		n.waitFor("RUNNING again with a new attempt", func() bool {
+			return n.state("b") != "SCHEDULED" && n.int("SELECT attempt FROM sluice.jobs WHERE name='b'") == int64(kill+1)
+		})
+		n.waitFor("checkpoint ids continue", func() bool { return maxID() > before })
+	}
+	n.waitFor("FINISHED", func() bool { return n.state("b") == "FINISHED" })
+	if got := n.sql("SELECT COUNT(*) FROM sluice.checkpoints WHERE job='b' AND state='COMPLETED' AND position IS NOT NULL"); got == "0" {
+		t.Fatal("no completed checkpoint with positions")
+	}
+	assertExactlyOnce(t, out, []string{"a", "b"}, 40000)
+}
+
+// The process dies between the catalog commit and the sink commit of a
+// checkpoint: on restart the sink must commit what the catalog committed.
+func TestCrashBetweenCatalogAndSinkCommit(t *testing.T) {
+	for _, fp := range []string{"before-sink-commit", "after-sink-precommit", "mid-batch"} {
+		t.Run(fp, func(t *testing.T) {
+			n := newNode(t)
+			n.bin, n.env = fpBinary, []string{"SLUICE_FAILPOINTS=" + fp + "=exit@6"}
+			n.start()
+			out := t.TempDir()
+			n.sql(fmt.Sprintf("CREATE SYNC JOB c FROM datagen ('rows'='20000', 'rate'='20000', 'batch_size'='100') "+
+				"TO file ('path'='%s') WITH ('checkpoint.interval'='100ms')", out))
+			done := make(chan struct{})
+			go func() { _ = n.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the failpoint never fired")
+			}
+			if code := n.cmd.ProcessState.ExitCode(); code != 86 {
+				t.Fatalf("exit code %d, want the failpoint's 86", code)
+			}
+			n.env = nil
+			n.start()
+			n.waitFor("FINISHED", func() bool { return n.state("c") == "FINISHED" })
+			assertExactlyOnce(t, out, []string{"t1"}, 20000)
+		})
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"sluice/connectors/blackhole"
 	"sluice/connectors/console"
 	"sluice/connectors/datagen"
+	"sluice/connectors/file"
 	"sluice/connectors/tablerename"
 	"sluice/exec"
 	"sluice/planner"
@@ -180,6 +181,7 @@ func Registry() *connectors.Registry {
 		datagen.Spec(),
 		blackhole.Spec(),
 		console.Spec(os.Stdout),
+		file.Spec(),
 		tablerename.Spec(),
 	)
 }
@@ -242,7 +244,7 @@ func serverCmd(args []string) error {
 	}
 
 	reg := Registry()
-	eng := exec.New(exec.Config{NodeID: id, Slots: o.slotCount, Registry: reg, Logger: log,
+	eng := exec.New(exec.Config{NodeID: id, Slots: o.slotCount, Registry: reg, Logger: log, JobOptions: planner.JobConfig,
 		IsLeader: func() bool { return o.role != "worker" && ready.Load() && store.IsLeader() }}, cat)
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); _ = eng.Run(ctx) }()

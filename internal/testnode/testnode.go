@@ -67,7 +67,7 @@ func Start(t testing.TB, reg *connectors.Registry, dir string, slots int) *Node 
 	if err := cat.RegisterNode(ctx, catalog.Node{ID: "n1", Role: "hybrid", Slots: slots}); err != nil {
 		t.Fatal(err)
 	}
-	eng := exec.New(exec.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeID: "n1", Slots: slots, Registry: reg, IsLeader: store.IsLeader, Resync: 50 * time.Millisecond}, cat)
+	eng := exec.New(exec.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeID: "n1", Slots: slots, Registry: reg, JobOptions: planner.JobConfig, IsLeader: store.IsLeader, Resync: 50 * time.Millisecond}, cat)
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); _ = eng.Run(ctx) }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

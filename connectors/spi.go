@@ -30,7 +30,9 @@ type Env struct {
 // Source produces batches.
 //
 // Read blocks until a batch is ready, the context ends, or the input is
-// exhausted (io.EOF; only bounded sources return it). Each batch carries the
+// exhausted (io.EOF; only bounded sources return it). A Read cut short by
+// its context consumes nothing: the engine cancels reads to take
+// checkpoints and calls Read again. Each batch carries the
 // Position just after it; Open(ctx, pos) resumes right after that batch.
 type Source interface {
 	Open(ctx context.Context, from Position) error

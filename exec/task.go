@@ -173,9 +173,35 @@ func (e *Engine) runTask(ctx context.Context, p *pipelineRun, t *task, st stages
 }
 
 // sourceStage reads, rate-limits and transforms batches onto queue, and
-// turns checkpoint triggers into barriers. Barriers are taken between
-// reads, so a trigger waits for at most one Read.
+// turns checkpoint triggers into barriers. A trigger interrupts a Read that
+// is waiting for data (sources consume nothing on a cancelled Read), so an
+// idle or slow source does not hold checkpoints back.
 func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st stages, queue chan<- item) error {
+	triggers := make(chan trigger, cap(t.trigger))
+	var mu sync.Mutex
+	var cancelRead context.CancelFunc
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() { // forwards triggers and interrupts the current Read
+		for {
+			select {
+			case tr := <-t.trigger:
+				select {
+				case triggers <- tr:
+				case <-watchDone:
+					return
+				}
+				mu.Lock()
+				if cancelRead != nil {
+					cancelRead()
+				}
+				mu.Unlock()
+			case <-watchDone:
+				return
+			}
+		}
+	}()
+
 	lastPos := t.startPos
 	send := func(it item) error {
 		select {
@@ -191,7 +217,7 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 	}
 	for {
 		select { // a pending trigger goes first: the barrier follows everything read so far
-		case tr := <-t.trigger:
+		case tr := <-triggers:
 			if stop, err := onTrigger(tr); stop || err != nil {
 				return err
 			}
@@ -200,7 +226,7 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 		}
 		if t.eof.Load() {
 			select {
-			case tr := <-t.trigger:
+			case tr := <-triggers:
 				if stop, err := onTrigger(tr); stop || err != nil {
 					return err
 				}
@@ -209,7 +235,19 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 			}
 			continue
 		}
-		b, err := st.src.Read(ctx)
+		rctx, cancel := context.WithCancel(ctx)
+		mu.Lock()
+		cancelRead = cancel
+		mu.Unlock()
+		b, err := st.src.Read(rctx)
+		mu.Lock()
+		cancelRead = nil
+		mu.Unlock()
+		interrupted := err != nil && rctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if interrupted {
+			continue // a trigger arrived: the loop emits its barrier
+		}
 		if errors.Is(err, io.EOF) {
 			t.eof.Store(true)
 			select {

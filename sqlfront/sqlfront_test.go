@@ -252,3 +252,38 @@ func TestPrivileges(t *testing.T) {
 		t.Fatal("wrong password accepted")
 	}
 }
+
+// A checkpoint of one job is one Raft entry: with nothing else changing,
+// the applied index advances exactly as the checkpoint ids do.
+func TestOneRaftEntryPerCheckpoint(t *testing.T) {
+	n := testnode.Start(t, registry(), "", 0)
+	db := open(t, n.DSN(""))
+	if _, err := db.Exec("CREATE SYNC JOB k FROM datagen ('rate'='1000') TO blackhole () WITH ('checkpoint.interval'='20ms', 'parallelism'='3')"); err != nil {
+		t.Fatal(err)
+	}
+	job, _ := n.Catalog.Job("k")
+	// consistent reads the FSM index and the newest checkpoint id with no
+	// commit in between.
+	consistent := func() (uint64, uint64) {
+		for {
+			a := n.Catalog.Index()
+			id := n.Catalog.MaxCheckpointID(job.ID, 1)
+			if n.Catalog.Index() == a {
+				return a, id
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Catalog.MaxCheckpointID(job.ID, 1) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	i0, c0 := consistent()
+	time.Sleep(400 * time.Millisecond)
+	i1, c1 := consistent()
+	if c1-c0 < 5 {
+		t.Fatalf("only %d checkpoints in 400ms at a 20ms interval", c1-c0)
+	}
+	if i1-i0 != c1-c0 {
+		t.Fatalf("%d Raft entries for %d checkpoints of a 3-task job", i1-i0, c1-c0)
+	}
+}

@@ -61,20 +61,36 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 
-	figs, err := engineOverhead(*rows, *runs)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(*out, "engine_overhead.json")
-	data, _ := json.MarshalIndent(figs, "", "  ")
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return err
+	reports := []struct {
+		file string
+		run  func() ([]Figure, error)
+	}{
+		{"engine_overhead.json", func() ([]Figure, error) { return engineOverhead(*rows, *runs) }},
+		{"checkpoint_commit.json", func() ([]Figure, error) { return checkpointCommit(500) }},
+		{"checkpoint_cost.json", func() ([]Figure, error) { return checkpointCost(5**rows, *runs) }}, // runs of several seconds: several checkpoints each
 	}
+	for _, r := range reports {
+		figs, err := r.run()
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.file, err)
+		}
+		path := filepath.Join(*out, r.file)
+		data, _ := json.MarshalIndent(figs, "", "  ")
+		if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		print(figs)
+		fmt.Println("wrote", path)
+	}
+	return nil
+}
+
+func print(figs []Figure) {
 	for _, f := range figs {
-		line := fmt.Sprintf("%-32s %14.0f %s", f.Name, f.Value, f.Unit)
+		line := fmt.Sprintf("%-32s %14.3f %s", f.Name, f.Value, f.Unit)
 		if f.Baseline != "" {
 			verdict := ""
 			if f.Floor > 0 {
@@ -89,8 +105,6 @@ func run() error {
 		}
 		fmt.Println(line)
 	}
-	fmt.Println("wrote", path)
-	return nil
 }
 
 func cpuTime() time.Duration {

@@ -65,7 +65,9 @@ var (
 	_ connectors.TwoPhaseSink = (*Sink)(nil)
 )
 
-func (s *Sink) inprogress() string { return filepath.Join(s.dir, fmt.Sprintf("task-%d.inprogress", s.task)) }
+func (s *Sink) inprogress() string {
+	return filepath.Join(s.dir, fmt.Sprintf("task-%d.inprogress", s.task))
+}
 func (s *Sink) pending(id uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("task-%d-%d.pending", s.task, id))
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,11 +17,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"sluice/catalog"
-	"sluice/connectors"
 	"sluice/connectors/blackhole"
 	"sluice/connectors/datagen"
-	"sluice/exec"
 )
 
 // Figure is one reported number.
@@ -152,48 +148,6 @@ func bareLoop(rows int64) (sample, error) {
 	return s, nil
 }
 
-// engineRun runs datagen → blackhole as a job through the real executor:
-// reconcile, slots, source and sink stages with a bounded queue, metrics.
-func engineRun(rows int64) (sample, error) {
-	cat := catalog.NewLocal()
-	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), blackhole.Spec())
-	eng := exec.New(exec.Config{NodeID: "bench", Registry: reg,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "datagen", Options: map[string]string{"rows": fmt.Sprint(rows), "batch_size": "1024"}},
-		Sink: catalog.ConnectorRef{Connector: "blackhole"}}
-	plan := catalog.Plan{Vertices: []catalog.Vertex{{ID: 1, Kind: "source", Connector: "datagen", Ref: catalog.RefSource},
-		{ID: 2, Kind: "sink", Connector: "blackhole", Ref: catalog.RefSink}}, Edges: [][2]int{{1, 2}},
-		Pipelines: []catalog.Pipeline{{ID: 1, Vertices: []int{1, 2}, Parallelism: 1}}}
-	runtime.GC()
-	c0, t0 := cpuTime(), time.Now()
-	if _, err := cat.CreateJob(ctx, catalog.CreateJob{Name: "bench", Spec: spec, Plan: plan}); err != nil {
-		return sample{}, err
-	}
-	for {
-		changed := cat.Changed() // wait on catalog changes, not a polling loop competing for the cores
-		j, _ := cat.Job("bench")
-		if j.State == catalog.Finished {
-			break
-		}
-		if j.State == catalog.Failed {
-			return sample{}, fmt.Errorf("bench job failed: %s", j.Error)
-		}
-		<-changed
-	}
-	s := sample{wall: time.Since(t0), cpu: cpuTime() - c0}
-	for _, m := range eng.Metrics().Rows() {
-		if m.SinkWriteCount != rows {
-			return sample{}, fmt.Errorf("engine wrote %d rows, want %d", m.SinkWriteCount, rows)
-		}
-	}
-	return s, nil
-}
-
 // engineOverhead compares the two, alternating runs so that machine noise
 // hits both sides alike.
 func engineOverhead(rows int64, runs int) ([]Figure, error) {
@@ -203,7 +157,7 @@ func engineOverhead(rows int64, runs int) ([]Figure, error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := engineRun(rows)
+		e, err := engineJob(rows, 1, "30s")
 		if err != nil {
 			return nil, err
 		}

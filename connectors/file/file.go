@@ -110,23 +110,32 @@ func (s *Sink) pendingIDs() ([]uint64, error) {
 // newer ones and the torn in-progress file: their rows come again from the
 // source, which resumes at that checkpoint.
 func (s *Sink) Recover(_ context.Context, checkpointID uint64, _ []byte) error {
+	if err := s.publish(checkpointID, true); err != nil {
+		return err
+	}
+	return s.startFile()
+}
+
+// publish renames every pending file up to id to its committed name; with
+// discard, newer pending files are deleted.
+func (s *Sink) publish(id uint64, discard bool) error {
 	ids, err := s.pendingIDs()
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if id <= checkpointID {
-			if err := os.Rename(s.pending(id), s.committed(id)); err != nil {
-				return fmt.Errorf("file: commit %d: %w", id, err)
+	for _, p := range ids {
+		switch {
+		case p <= id:
+			if err := os.Rename(s.pending(p), s.committed(p)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("file: commit %d: %w", p, err)
 			}
-		} else if err := os.Remove(s.pending(id)); err != nil {
-			return err
+		case discard:
+			if err := os.Remove(s.pending(p)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
-		return err
-	}
-	return s.startFile()
+	return syncDir(s.dir)
 }
 
 // Write appends the batch's rows to the in-progress file.
@@ -217,18 +226,7 @@ func (s *Sink) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, erro
 // failed in the catalog leaves its pending file to the next one that
 // commits). Already published files are fine: Commit is idempotent.
 func (s *Sink) Commit(_ context.Context, checkpointID uint64, _ []byte) error {
-	ids, err := s.pendingIDs()
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if id <= checkpointID {
-			if err := os.Rename(s.pending(id), s.committed(id)); err != nil && !os.IsNotExist(err) {
-				return err
-			}
-		}
-	}
-	return syncDir(s.dir)
+	return s.publish(checkpointID, false)
 }
 
 // Close closes the in-progress file (its rows are not committed).

@@ -368,10 +368,14 @@ func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
 	switch {
 	case r.err != nil && job.Restarts < r.ckpt.retryTimes:
 		e.retryAt[job.ID] = time.Now().Add(r.ckpt.retryInterval)
-		e.transition(ctx, job, active, catalog.Restarting, r.err.Error(),
-			fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval))
-		e.cat.SetJobState(ctx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: []catalog.JobState{catalog.Restarting},
-			To: catalog.Restarting, Error: r.err.Error(), IncRestarts: true, Reason: "attempt failed"})
+		actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
+		_, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: active, To: catalog.Restarting,
+			Error: r.err.Error(), IncRestarts: true,
+			Reason: fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval)})
+		cancel()
+		if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) {
+			e.log.Warn("job state change failed", "job", job.Name, "to", catalog.Restarting, "err", err)
+		}
 	case r.err != nil:
 		e.transition(ctx, job, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
 	case r.finished():

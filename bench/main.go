@@ -78,13 +78,13 @@ func run() error {
 		if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 			return err
 		}
-		print(figs)
+		printFigures(figs)
 		fmt.Println("wrote", path)
 	}
 	return nil
 }
 
-func print(figs []Figure) {
+func printFigures(figs []Figure) {
 	for _, f := range figs {
 		line := fmt.Sprintf("%-32s %14.3f %s", f.Name, f.Value, f.Unit)
 		if f.Baseline != "" {

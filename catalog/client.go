@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -101,11 +100,4 @@ func (c *Catalog) FailCheckpoint(ctx context.Context, cmd FailCheckpoint) error 
 	c.stamp(&cmd.Checkpoint.CompletedAt)
 	_, err := c.apply(ctx, CmdFailCheckpoint, cmd)
 	return err
-}
-
-// IsDomainError reports whether err is a refusal by the state machine (as
-// opposed to a replication failure).
-func IsDomainError(err error) bool {
-	return errors.Is(err, ErrJobExists) || errors.Is(err, ErrJobNotFound) || errors.Is(err, ErrBadTransition) ||
-		errors.Is(err, ErrStaleAttempt) || errors.Is(err, ErrBadCheckpoint)
 }

@@ -252,18 +252,6 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 }
 
-func TestReadsAreCopies(t *testing.T) {
-	f := newFixture(t)
-	f.mustOK(CmdCreateJob, sampleCreate("a"))
-	j, _ := f.fsm.Job("a")
-	j.State = Failed
-	j.Spec.Options = nil
-	again, _ := f.fsm.Job("a")
-	if again.State != Created {
-		t.Fatal("mutating a read value changed the catalog")
-	}
-}
-
 // ckpt builds a checkpoint of job "a" (id 1, two tasks) for an attempt.
 func ckpt(attempt int, id uint64, jobID uint64) Checkpoint {
 	return Checkpoint{JobID: jobID, Job: "a", Pipeline: 1, ID: id, Attempt: attempt, TriggeredAt: t0, CompletedAt: t0.Add(time.Millisecond),

@@ -227,12 +227,3 @@ func (c Config) Duration(name string) time.Duration {
 
 // List returns a list option (nil when absent).
 func (c Config) List(name string) []string { return SplitList(c.values[name]) }
-
-// Map returns a copy of all values.
-func (c Config) Map() map[string]string {
-	out := make(map[string]string, len(c.values))
-	for k, v := range c.values {
-		out[k] = v
-	}
-	return out
-}

@@ -21,7 +21,7 @@ func TestValidate(t *testing.T) {
 	}
 	if cfg.Int("n") != 5 || cfg.Duration("d") != time.Second || !cfg.Bool("b") || cfg.String("req") != "v" ||
 		len(cfg.List("l")) != 3 || cfg.Has("e") {
-		t.Fatalf("config: %+v", cfg.Map())
+		t.Fatalf("config: %+v", cfg)
 	}
 	for raw, want := range map[string]error{
 		"n=0": ErrBadOptionValue, "n=10": ErrBadOptionValue, "n=x": ErrBadOptionValue, "d=5": ErrBadOptionValue,

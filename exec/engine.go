@@ -210,6 +210,11 @@ func (e *Engine) reconcile(ctx context.Context) {
 			delete(e.retryAt, id)
 		}
 	}
+	for id := range e.waiting {
+		if !seen[id] {
+			delete(e.waiting, id)
+		}
+	}
 }
 
 func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {

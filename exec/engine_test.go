@@ -307,11 +307,6 @@ func TestSlotsRejectAndWait(t *testing.T) {
 	if j, _ := h.cat.Job("big"); j.State != catalog.Created {
 		t.Fatalf("job needing 3 of 2 slots must wait in CREATED, is %s", j.State)
 	}
-	j := h.create("rej", map[string]string{"rate": "100"}, 3)
-	if _, err := h.cat.DropJob(context.Background(), catalog.DropJob{Name: "rej"}); err != nil {
-		t.Fatal(err)
-	}
-	_ = j
 	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "datagen"}, Sink: catalog.ConnectorRef{Connector: "record"},
 		Options: map[string]string{"parallelism": "3", "schedule.strategy": "reject"}}
 	plan := catalog.Plan{Vertices: []catalog.Vertex{{ID: 1, Kind: "source", Connector: "datagen", Ref: catalog.RefSource},

@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,9 +8,6 @@ import (
 	"sluice/catalog"
 	"sluice/connectors"
 )
-
-// ErrInvalid is wrapped by planning errors that are not option errors.
-var ErrInvalid = errors.New("invalid sync job")
 
 // JobOptions declares the WITH ( … ) options of a job.
 var JobOptions = connectors.OptionSet{

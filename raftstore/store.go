@@ -244,10 +244,6 @@ func (s *Store) Leader() (addr, id string) {
 	return string(a), string(i)
 }
 
-// LeaderCh delivers leadership changes of this node (lossy: only the latest
-// transition is guaranteed, so readers re-check IsLeader).
-func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
-
 // Server is one member of the Raft configuration.
 type Server struct {
 	ID, Address string
@@ -266,9 +262,6 @@ func (s *Store) Servers() ([]Server, error) {
 	}
 	return out, nil
 }
-
-// Stats exposes raft's counters (applied_index, last_log_index, …).
-func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
 // AppliedIndex is the index of the last entry applied to the FSM.
 func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }

@@ -124,25 +124,25 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		if err != nil {
 			return nil, err
 		}
-		return okResult(res.Applied, ""), nil
+		return okResult(res.Applied), nil
 	case *planner.DropJob:
 		res, err := cat.DropJob(ctx, catalog.DropJob{Name: st.Name, IfExists: st.IfExists})
 		if err != nil {
 			return nil, err
 		}
-		return okResult(res.Applied, ""), nil
+		return okResult(res.Applied), nil
 	case *planner.PauseJob:
 		_, err := cat.SetJobState(ctx, catalog.SetJobState{Name: st.Name, From: pauseFrom, To: catalog.Paused, Reason: "PAUSE SYNC JOB"})
 		if err != nil {
 			return nil, err
 		}
-		return okResult(true, ""), nil
+		return okResult(true), nil
 	case *planner.ResumeJob:
 		_, err := cat.SetJobState(ctx, catalog.SetJobState{Name: st.Name, From: resumeFrom, To: catalog.Scheduled, Reason: "RESUME SYNC JOB"})
 		if err != nil {
 			return nil, err
 		}
-		return okResult(true, ""), nil
+		return okResult(true), nil
 	case *planner.AlterJob:
 		job, ok := cat.Job(st.Name)
 		if !ok {
@@ -155,7 +155,7 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		if _, err := cat.AlterJob(ctx, cmd); err != nil {
 			return nil, err
 		}
-		return okResult(true, ""), nil
+		return okResult(true), nil
 	case *planner.ShowJobs:
 		return s.showJobs(st), nil
 	case *planner.ShowCreateJob:
@@ -189,12 +189,12 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 	return nil, fmt.Errorf("statement %T is not implemented", st)
 }
 
-func okResult(applied bool, info string) *sqltypes.Result {
+func okResult(applied bool) *sqltypes.Result {
 	var n uint64
 	if applied {
 		n = 1
 	}
-	return &sqltypes.Result{RowsAffected: n, Info: info}
+	return &sqltypes.Result{RowsAffected: n}
 }
 
 func strField(name string) *querypb.Field {

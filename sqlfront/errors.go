@@ -68,7 +68,7 @@ func toSQLError(err error) error {
 		return sqlError(erUnknownOption, mysql.SSUnknownSQLState, "%s", msg)
 	case errors.Is(err, connectors.ErrMissingOption):
 		return sqlError(mysql.ERWrongArguments, mysql.SSUnknownSQLState, "%s", msg)
-	case errors.Is(err, connectors.ErrBadOptionValue), errors.Is(err, planner.ErrInvalid):
+	case errors.Is(err, connectors.ErrBadOptionValue):
 		return sqlError(mysql.ERWrongValueForVar, ss42000, "%s", msg)
 	case errors.Is(err, errAccessDenied):
 		return sqlError(mysql.ERSpecifiedAccessDenied, ss42000, "%s", msg)

@@ -93,7 +93,7 @@ func (s *Server) systemTables() []*sysTable {
 						tr = append(tr, t.Connector)
 					}
 					rows = append(rows, sql.NewRow(j.ID, j.Name, string(j.State), j.Spec.Source.Connector,
-						nullable(joinComma(tr)), j.Spec.Sink.Connector, par, j.CreatedAt, j.UpdatedAt, nullable(j.Error),
+						nullable(strings.Join(tr, ",")), j.Spec.Sink.Connector, par, j.CreatedAt, j.UpdatedAt, nullable(j.Error),
 						int64(j.Restarts), int64(j.Attempt), j.Version))
 				}
 				return rows
@@ -225,7 +225,7 @@ func (s *Server) systemTables() []*sysTable {
 					for _, o := range opts {
 						typ := string(o.Type)
 						if o.Type == connectors.TypeEnum {
-							typ += "(" + joinComma(o.Enum) + ")"
+							typ += "(" + strings.Join(o.Enum, ",") + ")"
 						}
 						rows = append(rows, sql.NewRow(conn, kind, o.Name, typ, boolInt(o.Required), nullable(o.Default), o.Description))
 					}
@@ -238,17 +238,6 @@ func (s *Server) systemTables() []*sysTable {
 			},
 		},
 	}
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 // jobsLike is SHOW SYNC JOBS: the jobs whose name matches a LIKE pattern.
@@ -267,7 +256,7 @@ func jobsLike(jobs []catalog.Job, pattern string, has bool) []catalog.Job {
 
 // likeMatch implements SQL LIKE (% and _, backslash escapes), case-insensitive.
 func likeMatch(pattern, s string) bool {
-	p, t := []rune(toLower(pattern)), []rune(toLower(s))
+	p, t := []rune(strings.ToLower(pattern)), []rune(strings.ToLower(s))
 	var match func(i, j int) bool
 	match = func(i, j int) bool {
 		for i < len(p) {
@@ -300,5 +289,3 @@ func likeMatch(pattern, s string) bool {
 	}
 	return match(0, 0)
 }
-
-func toLower(s string) string { return strings.ToLower(s) }

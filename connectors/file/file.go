@@ -42,13 +42,19 @@ func Spec() connectors.Spec {
 	}
 }
 
+// sanitize makes a job name one safe path element: no separators, no NUL,
+// not "." or "..".
 func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 || r == '.' && len(s) <= 2 {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
 			return '_'
 		}
 		return r
 	}, s)
+	if s == "." || s == ".." {
+		s = strings.Repeat("_", len(s))
+	}
+	return s
 }
 
 // Sink is one task's writer.

@@ -63,7 +63,23 @@ type Batch struct {
 	// EventTime is when the newest change of the batch happened at the
 	// source; the sink measures lag against it.
 	EventTime time.Time
+	// DDL, when not empty, marks a batch without rows that announces a new
+	// schema for Table: Record's schema is the table's schema from here on,
+	// and DDL is the source statement that changed it (for logs and sinks
+	// that map renames). Sinks apply it before the batches that follow.
+	DDL string
 }
+
+// Metadata keys that sources put on schemas, for sinks that create or alter
+// target tables.
+const (
+	// MetaSourceType (field) is the column's type at the source, in the
+	// source's own SQL, e.g. "bigint(20) unsigned" or "varchar(64)".
+	MetaSourceType = "sluice.source_type"
+	// MetaPrimaryKey (schema) lists the key columns, comma-separated, in
+	// key order.
+	MetaPrimaryKey = "sluice.primary_key"
+)
 
 // Release drops the batch's reference to its record.
 func (b Batch) Release() {

@@ -35,6 +35,8 @@ type Option struct {
 	Min, Max    *int64   // bounds of a TypeInt option (inclusive)
 	MinDuration time.Duration
 	Secret      bool // never shown back: SHOW CREATE and events print ******
+	// Unique: no two jobs may set the same value (e.g. a replica server id).
+	Unique bool
 }
 
 // Int64 returns a pointer to v, for Option.Min and Option.Max.

@@ -26,6 +26,7 @@ type Spec struct {
 	NewSource    SourceFactory
 	NewSink      SinkFactory
 	NewTransform TransformFactory
+	Check        Checker // optional, run at CREATE SYNC JOB
 }
 
 // Registry holds the connectors a server offers. It is filled once at start

@@ -16,11 +16,18 @@ var (
 	ErrMissingOption     = errors.New("missing required option")
 	ErrBadOptionValue    = errors.New("invalid option value")
 	ErrDuplicateRegister = errors.New("connector registered twice")
+	// ErrUnreachable: a source or target could not be reached or refused
+	// the credentials. ErrPrecondition: it was reached but cannot serve the
+	// job as configured (binlog off, missing privilege, unknown table, …).
+	// Checks at CREATE return them; the message says what to fix.
+	ErrUnreachable  = errors.New("cannot connect")
+	ErrPrecondition = errors.New("not usable as configured")
 )
 
 // Env is what the engine tells a connector instance about where it runs.
 type Env struct {
 	Job         string
+	JobID       uint64 // unique for the catalog's lifetime; sources derive ids from it
 	Subtask     int // 0-based index of this parallel instance
 	Parallelism int // number of parallel instances of the vertex
 	Alloc       memory.Allocator
@@ -76,12 +83,26 @@ type PositionAcker interface {
 	Ack(ctx context.Context, pos Position) error
 }
 
+// Positioner is a source whose position can move without a batch: a binlog
+// reader skipping other tables' changes, or following heartbeats. The
+// engine calls Position at a barrier, from the goroutine that calls Read.
+// The result covers everything Read has returned and nothing it has not;
+// nil means "the last batch's position".
+type Positioner interface {
+	Position() Position
+}
+
 // Transform rewrites batches one at a time. It receives ownership of in and
 // returns ownership of the result (which may be in itself). On error it
 // returns the batch it still holds, for the caller to release.
 type Transform interface {
 	Apply(ctx context.Context, in Batch) (Batch, error)
 }
+
+// Checker verifies at CREATE time what can be verified before a job runs:
+// reachability, credentials, server settings, tables. It returns errors
+// wrapping ErrUnreachable or ErrPrecondition, or an *OptionError.
+type Checker func(ctx context.Context, cfg Config) error
 
 // Factories build connector instances from validated options.
 type (

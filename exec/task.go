@@ -87,7 +87,7 @@ type stages struct {
 
 func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stages, error) {
 	var st stages
-	env := connectors.Env{Job: job.Name, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log}
+	env := connectors.Env{Job: job.Name, JobID: job.ID, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log}
 	byID := map[int]catalog.Vertex{}
 	for _, v := range job.Plan.Vertices {
 		byID[v.ID] = v
@@ -212,8 +212,15 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 			return ctx.Err()
 		}
 	}
+	positioner, _ := st.src.(connectors.Positioner)
 	onTrigger := func(tr trigger) (stop bool, err error) {
-		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: lastPos, final: tr.final}})
+		pos := lastPos
+		if positioner != nil {
+			if p := positioner.Position(); p != nil {
+				pos = p
+			}
+		}
+		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: pos, final: tr.final}})
 	}
 	for {
 		select { // a pending trigger goes first: the barrier follows everything read so far

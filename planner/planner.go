@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -64,6 +65,58 @@ func (p *Planner) Create(stmt *CreateJob) (catalog.CreateJob, error) {
 	cmd := catalog.CreateJob{Name: stmt.Name, Spec: spec, Plan: Build(spec), IfNotExists: stmt.IfNotExists}
 	cmd.SQL = p.Render(stmt.Name, spec, false)
 	return cmd, nil
+}
+
+// Check verifies a job about to be created against the world: options
+// marked Unique against the existing jobs, then each connector's Check
+// (reachability, credentials, server settings). CREATE runs it; EXPLAIN
+// does not, so a plan can be shown without touching the source.
+func (p *Planner) Check(ctx context.Context, spec catalog.JobSpec, existing []catalog.Job) error {
+	type use struct {
+		ref  catalog.ConnectorRef
+		kind connectors.Kind
+	}
+	uses := func(s catalog.JobSpec) []use {
+		out := []use{{s.Source, connectors.KindSource}, {s.Sink, connectors.KindSink}}
+		for _, t := range s.Transforms {
+			out = append(out, use{t, connectors.KindTransform})
+		}
+		return out
+	}
+	for _, u := range uses(spec) {
+		cs, err := p.reg.Lookup(u.ref.Connector, u.kind)
+		if err != nil {
+			return err
+		}
+		for _, opt := range cs.Options {
+			v, ok := u.ref.Options[opt.Name]
+			if !opt.Unique || !ok {
+				continue
+			}
+			for _, j := range existing {
+				for _, o := range uses(j.Spec) {
+					if o.kind == u.kind && strings.EqualFold(o.ref.Connector, cs.Name) && o.ref.Options[opt.Name] == v {
+						return &connectors.OptionError{Owner: cs.Name, Option: opt.Name, Err: connectors.ErrBadOptionValue,
+							Detail: fmt.Sprintf("%s is already used by job %s; each job needs its own (leave it out to have one allocated)", v, j.Name)}
+					}
+				}
+			}
+		}
+	}
+	for _, u := range uses(spec) {
+		cs, _ := p.reg.Lookup(u.ref.Connector, u.kind)
+		if cs.Check == nil {
+			continue
+		}
+		cfg, err := cs.Options.Validate(cs.Name, u.ref.Options)
+		if err != nil {
+			return err
+		}
+		if err := cs.Check(ctx, cfg); err != nil {
+			return fmt.Errorf("%s %s: %w", u.kind, cs.Name, err)
+		}
+	}
+	return nil
 }
 
 // Alter validates ALTER SYNC JOB … SET against job and returns the command.

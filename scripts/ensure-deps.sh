@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: a MySQL
-# command-line client (the end-to-end tests drive the real binary with it).
+# command-line client (the end-to-end tests drive the real binary with it) and
+# the MariaDB server (CDC tests start throwaway instances of it).
 # Idempotent; run by `make test`.
 set -euo pipefail
 
 need=()
 command -v mariadb >/dev/null 2>&1 || command -v mysql >/dev/null 2>&1 || need+=(mariadb-client)
+[ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -120,6 +120,11 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		if err != nil {
 			return nil, err
 		}
+		if _, exists := cat.Job(st.Name); !exists {
+			if err := s.cfg.Planner.Check(ctx, cmd.Spec, cat.Jobs()); err != nil {
+				return nil, err
+			}
+		}
 		res, err := cat.CreateJob(ctx, cmd)
 		if err != nil {
 			return nil, err

@@ -31,6 +31,8 @@ const (
 	ss42000                = "42000" // syntax error or access rule violation
 	erUnknownStorageEngine = 1286
 	erUnknownOption        = 1911
+	// ER_CONNECT_TO_FOREIGN_DATA_SOURCE: a source or target refused the job at CREATE.
+	erConnectToForeignDataSource = 1429
 )
 
 // errAccessDenied is returned when a user lacks the privilege a dialect
@@ -70,6 +72,8 @@ func toSQLError(err error) error {
 		return sqlError(mysql.ERWrongArguments, mysql.SSUnknownSQLState, "%s", msg)
 	case errors.Is(err, connectors.ErrBadOptionValue):
 		return sqlError(mysql.ERWrongValueForVar, ss42000, "%s", msg)
+	case errors.Is(err, connectors.ErrUnreachable), errors.Is(err, connectors.ErrPrecondition):
+		return sqlError(erConnectToForeignDataSource, "HY000", "%s", msg)
 	case errors.Is(err, errAccessDenied):
 		return sqlError(mysql.ERSpecifiedAccessDenied, ss42000, "%s", msg)
 	case errors.Is(err, raftstore.ErrNotLeader):

@@ -1,0 +1,282 @@
+package mysqlcdc
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow/decimal128"
+	"github.com/apache/arrow/go/v15/arrow/decimal256"
+
+	"sluice/connectors"
+)
+
+// chunkWork is one snapshot chunk between its SELECT and its high
+// watermark: the rows read, patched by the binlog changes of their keys
+// until the reader reaches the watermark.
+type chunkWork struct {
+	t      *table
+	lo, hi []any // canonical key bounds: (lo, hi]; nil lo = from the start, nil hi = to the end
+	hiText [][]byte
+	rows   map[string]*bufRow
+	order  []string
+	h      binlogPos
+}
+
+type bufRow struct {
+	vals []any // nil: deleted in the window
+}
+
+// owns says whether a change of key belongs to the chunk: a key the chunk
+// holds (or held), or one inside its bounds.
+func (w *chunkWork) owns(key []any, ks string) bool {
+	if _, ok := w.rows[ks]; ok {
+		return true
+	}
+	if w.lo != nil && compareKeys(key, w.lo) <= 0 {
+		return false
+	}
+	return w.hi == nil || compareKeys(key, w.hi) <= 0
+}
+
+// route applies a change to the chunk if the chunk owns its key.
+func (w *chunkWork) route(k connectors.RowKind, vals []any) bool {
+	key := w.t.keyOf(vals)
+	ks := encodeKey(key)
+	if !w.owns(key, ks) {
+		return false
+	}
+	r, ok := w.rows[ks]
+	if !ok {
+		r = &bufRow{}
+		w.rows[ks] = r
+		w.order = append(w.order, ks)
+	}
+	if k == connectors.Delete || k == connectors.UpdateBefore {
+		r.vals = nil
+	} else {
+		r.vals = vals
+	}
+	return true
+}
+
+func compareKeys(a, b []any) int {
+	for i := range a {
+		if c := compareValues(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func (t *table) keyOf(vals []any) []any {
+	k := make([]any, len(t.PK))
+	for i, c := range t.PK {
+		k[i] = vals[c]
+	}
+	return k
+}
+
+func (t *table) keyString(vals []any) string { return encodeKey(t.keyOf(vals)) }
+
+// encodeKey is an injective string form of a canonical key.
+func encodeKey(key []any) string {
+	var b []byte
+	for _, v := range key {
+		switch x := v.(type) {
+		case nil:
+			b = append(b, 'n')
+		case int64:
+			b = binary.BigEndian.AppendUint64(append(b, 'i'), uint64(x))
+		case uint64:
+			b = binary.BigEndian.AppendUint64(append(b, 'u'), x)
+		case int32:
+			b = binary.BigEndian.AppendUint32(append(b, 'd'), uint32(x))
+		case float64:
+			b = binary.BigEndian.AppendUint64(append(b, 'f'), math.Float64bits(x))
+		case decimal128.Num:
+			b = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(append(b, 'D'), uint64(x.HighBits())), x.LowBits())
+		case decimal256.Num:
+			for _, w := range x.Array() {
+				b = binary.BigEndian.AppendUint64(b, w)
+			}
+		case string:
+			b = binary.BigEndian.AppendUint32(append(b, 's'), uint32(len(x)))
+			b = append(b, x...)
+		case []byte:
+			b = binary.BigEndian.AppendUint32(append(b, 'b'), uint32(len(x)))
+			b = append(b, x...)
+		}
+	}
+	return string(b)
+}
+
+// startChunk reads the next chunk of the table being snapshotted and takes
+// its high watermark. The reader then runs to the watermark, patching the
+// chunk (Read), and finishChunk emits it.
+func (s *Source) startChunk(ctx context.Context) error {
+	for len(s.snap.Pending) > 0 && s.tables[s.snap.Pending[0]] == nil {
+		s.snap.Pending, s.snap.After = s.snap.Pending[1:], nil // dropped or renamed away
+	}
+	if len(s.snap.Pending) == 0 {
+		s.snap = nil
+		return nil
+	}
+	t := s.tables[s.snap.Pending[0]]
+	if len(t.PK) == 0 {
+		return fmt.Errorf("%w: table %s has no primary key, so it cannot be snapshotted in chunks: add a primary key, "+
+			"or name a unique, non-null column with snapshot.chunk.key", connectors.ErrPrecondition, t.key())
+	}
+	if s.snap.After == nil {
+		s.announce(t, "") // a new table at the sink, even if it stays empty
+	}
+	cols := make([]string, len(t.Cols))
+	for i, c := range t.Cols {
+		cols[i] = quoteIdent(c.Name)
+	}
+	keyCols := make([]string, len(t.PK))
+	marks := make([]string, len(t.PK))
+	for i, k := range t.PK {
+		keyCols[i] = quoteIdent(t.Cols[k].Name)
+		marks[i] = "?"
+	}
+	q := "SELECT " + strings.Join(cols, ",") + " FROM " + quoteIdent(t.ID.Database) + "." + quoteIdent(t.ID.Table)
+	var args []any
+	w := &chunkWork{t: t, rows: map[string]*bufRow{}}
+	if s.snap.After != nil {
+		q += " WHERE (" + strings.Join(keyCols, ",") + ") > (" + strings.Join(marks, ",") + ")"
+		for i, k := range t.PK {
+			v := s.snap.After[i]
+			if t.Cols[k].kind == kBinary {
+				args = append(args, v)
+			} else {
+				args = append(args, string(v))
+			}
+			lo, err := t.Cols[k].fromText(v)
+			if err != nil {
+				return fmt.Errorf("snapshot position of %s: %w", t.key(), err)
+			}
+			w.lo = append(w.lo, lo)
+		}
+	}
+	q += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keyCols, ","), s.set.chunkSize)
+	n, last, err := s.scan(ctx, t, q, args, w)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", t.key(), err)
+	}
+	if n == s.set.chunkSize {
+		w.hiText = last
+		for i, k := range t.PK {
+			v, _ := t.Cols[k].fromText(last[i])
+			w.hi = append(w.hi, v)
+		}
+	}
+	if w.h, err = masterStatus(ctx, s.db); err != nil {
+		return err
+	}
+	s.chunk = w
+	if (binlogPos{s.file, s.lastPos}).reached(w.h) {
+		return s.finishChunk()
+	}
+	return nil
+}
+
+// scan runs one chunk SELECT into w and returns the row count and the
+// text key of the last row.
+func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *chunkWork) (int, [][]byte, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	raw := make([]sql.RawBytes, len(t.Cols))
+	dest := make([]any, len(raw))
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	n := 0
+	var last [][]byte
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return 0, nil, err
+		}
+		vals := make([]any, len(t.Cols))
+		for i := range t.Cols {
+			v, err := t.Cols[i].fromText(raw[i])
+			if err != nil {
+				return 0, nil, fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
+			}
+			vals[i] = v
+		}
+		ks := t.keyString(vals)
+		if _, dup := w.rows[ks]; !dup {
+			w.order = append(w.order, ks)
+		}
+		w.rows[ks] = &bufRow{vals: vals}
+		n++
+		if n == s.set.chunkSize {
+			last = make([][]byte, len(t.PK))
+			for i, k := range t.PK {
+				last[i] = append([]byte{}, raw[k]...)
+			}
+		}
+	}
+	return n, last, rows.Err()
+}
+
+// finishChunk emits the chunk at its watermark and records the progress.
+func (s *Source) finishChunk() error {
+	w := s.chunk
+	s.chunk = nil
+	s.cut()
+	for _, ks := range w.order {
+		if r := w.rows[ks]; r.vals != nil {
+			s.emit(w.t, connectors.Insert, r.vals)
+		}
+	}
+	if w.hi == nil {
+		s.snap.Pending, s.snap.After = s.snap.Pending[1:], nil
+		if len(s.snap.Pending) == 0 {
+			s.snap = nil
+			s.log.Info("snapshot finished", "job", s.env.Job)
+		}
+	} else {
+		s.snap.After = w.hiText
+	}
+	s.cut()
+	return nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// masterStatus is the server's current binlog file and position.
+func masterStatus(ctx context.Context, db *sql.DB) (binlogPos, error) {
+	rows, err := db.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		return binlogPos{}, fmt.Errorf("SHOW MASTER STATUS (needs BINLOG MONITOR / REPLICATION CLIENT): %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return binlogPos{}, fmt.Errorf("%w: SHOW MASTER STATUS returned nothing: binary logging is off; start the server with log_bin", connectors.ErrPrecondition)
+	}
+	var p binlogPos
+	vals := make([]any, len(cols))
+	var skip sql.RawBytes
+	for i := range vals {
+		vals[i] = &skip
+	}
+	vals[0], vals[1] = &p.File, &p.Pos
+	if err := rows.Scan(vals...); err != nil {
+		return binlogPos{}, err
+	}
+	return p, rows.Err()
+}

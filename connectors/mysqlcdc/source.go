@@ -1,0 +1,667 @@
+package mysqlcdc
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+
+	"sluice/connectors"
+)
+
+// maxBatchRows caps the rows of one emitted batch.
+const maxBatchRows = 4096
+
+// position is what a checkpoint stores for the source (JSON).
+type position struct {
+	// The last committed transaction: GTID set (flavor syntax) and file:pos
+	// of its end. A restart prefers the GTID set.
+	GTID string `json:"gtid,omitempty"`
+	File string `json:"file"`
+	Pos  uint32 `json:"pos"`
+	// Skip counts the row changes of captured tables in the next
+	// transaction that were already emitted (a batch ended inside it).
+	Skip int64 `json:"skip,omitempty"`
+	// Snapshot is the initial snapshot's progress; nil once it is done.
+	Snapshot *snapState `json:"snapshot,omitempty"`
+}
+
+// snapState is the progress of the chunked snapshot.
+type snapState struct {
+	Pending []string `json:"pending"`         // tables still to snapshot; the first is in progress
+	After   [][]byte `json:"after,omitempty"` // key (text) of the last row of the last finished chunk
+}
+
+// binlogPos orders file:pos positions.
+type binlogPos struct {
+	File string
+	Pos  uint32
+}
+
+func (p binlogPos) reached(h binlogPos) bool {
+	if p.File == h.File {
+		return p.Pos >= h.Pos
+	}
+	return fileSeq(p.File) > fileSeq(h.File)
+}
+
+func fileSeq(name string) int64 {
+	i := strings.LastIndexByte(name, '.')
+	n, _ := strconv.ParseInt(name[i+1:], 10, 64)
+	return n
+}
+
+// Source is one mysql_cdc reader.
+type Source struct {
+	set settings
+	env connectors.Env
+	log *slog.Logger
+
+	db     *sql.DB
+	syncer *replication.BinlogSyncer
+	stream *replication.BinlogStreamer
+	maria  bool
+
+	tables map[string]*table // captured tables by "db.table"
+
+	// reader state
+	evq       []*replication.BinlogEvent
+	file      string
+	lastPos   uint32 // end of the last event seen
+	expectPos uint32 // for the contiguity check; 0 = unknown
+	gset      mysql.GTIDSet
+	txnMaria  mysql.MariadbGTID
+	txnMySQL  struct {
+		sid uuid.UUID
+		gno int64
+		ok  bool
+	}
+	boundary binlogPos
+	inTxn    bool
+	txnRows  int64
+	skip     int64
+	notBefore uint32 // startup.timestamp: drop changes older than this
+
+	snap  *snapState
+	chunk *chunkWork
+
+	out       []connectors.Batch
+	cur       *pendingBatch
+	eventTime time.Time
+}
+
+type pendingBatch struct {
+	t  *table
+	rb *array.RecordBuilder
+	n  int
+}
+
+// Open connects, resolves the start position and starts the binlog stream.
+func (s *Source) Open(ctx context.Context, from connectors.Position) error {
+	db, err := openDB(s.set)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	info, err := preflight(ctx, db, s.set)
+	if err != nil {
+		return err
+	}
+	s.maria = info.maria
+	s.tables = map[string]*table{}
+	for _, id := range info.tables {
+		t, err := loadTable(ctx, db, id, s.set.chunkKey)
+		if err != nil {
+			return err
+		}
+		s.tables[t.key()] = t
+	}
+	var start position
+	if len(from) > 0 {
+		if err := json.Unmarshal(from, &start); err != nil {
+			return fmt.Errorf("stored position %q: %w", from, err)
+		}
+		s.skip = start.Skip
+	} else if start, err = s.startPosition(ctx); err != nil {
+		return err
+	}
+	s.snap = start.Snapshot
+	s.boundary = binlogPos{start.File, start.Pos}
+	s.file, s.lastPos = start.File, start.Pos
+	flavor := mysql.MySQLFlavor
+	if s.maria {
+		flavor = mysql.MariaDBFlavor
+	}
+	if s.gset, err = mysql.ParseGTIDSet(flavor, start.GTID); err != nil {
+		return fmt.Errorf("GTID set %q: %w", start.GTID, err)
+	}
+	cfg := replication.BinlogSyncerConfig{
+		ServerID: s.set.serverID, Flavor: flavor, Host: s.set.host, Port: uint16(s.set.port),
+		User: s.set.user, Password: s.set.password, Charset: "utf8mb4",
+		ParseTime: true, UseDecimal: true, HeartbeatPeriod: s.set.heartbeat, ReadTimeout: 3*s.set.heartbeat + 5*time.Second,
+		MaxReconnectAttempts: 10, EventCacheCount: 512, VerifyChecksum: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	s.syncer = replication.NewBinlogSyncer(cfg)
+	if start.GTID != "" {
+		s.stream, err = s.syncer.StartSyncGTID(s.gset.Clone())
+	} else {
+		s.stream, err = s.syncer.StartSync(mysql.Position{Name: start.File, Pos: start.Pos})
+	}
+	if err != nil {
+		return fmt.Errorf("start binlog stream at %s:%d (gtid %q): %w", start.File, start.Pos, start.GTID, err)
+	}
+	return nil
+}
+
+// startPosition resolves startup.mode for a job without a checkpoint.
+func (s *Source) startPosition(ctx context.Context) (position, error) {
+	var p position
+	switch s.set.mode {
+	case "initial", "latest":
+		cur, err := masterStatus(ctx, s.db)
+		if err != nil {
+			return p, err
+		}
+		p.File, p.Pos = cur.File, cur.Pos
+		if s.set.mode == "initial" {
+			st := &snapState{}
+			for k := range s.tables {
+				st.Pending = append(st.Pending, k)
+			}
+			sort.Strings(st.Pending)
+			if len(st.Pending) > 0 {
+				p.Snapshot = st
+			}
+		}
+	case "earliest", "timestamp":
+		var name string
+		var size any
+		rows, err := s.db.QueryContext(ctx, "SHOW BINARY LOGS")
+		if err != nil {
+			return p, fmt.Errorf("SHOW BINARY LOGS: %w", err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		vals[0] = &name
+		for i := 1; i < len(cols); i++ {
+			vals[i] = &size
+		}
+		if rows.Next() {
+			err = rows.Scan(vals...)
+		}
+		rows.Close()
+		if err != nil || name == "" {
+			return p, fmt.Errorf("no binary log to start from: %v", err)
+		}
+		p.File, p.Pos = name, 4
+		if s.set.mode == "timestamp" {
+			s.notBefore = uint32(s.set.timestamp.Unix())
+		}
+	case "specific":
+		if s.set.gtid != "" {
+			p.GTID = s.set.gtid
+			return p, nil
+		}
+		p.File, p.Pos = s.set.file, uint32(s.set.pos)
+	}
+	if s.maria && p.GTID == "" && p.File != "" {
+		// The GTID state at that point, so the checkpoint can carry it.
+		var g sql.NullString
+		if err := s.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Pos).Scan(&g); err == nil && g.Valid {
+			p.GTID = g.String
+		}
+	}
+	return p, nil
+}
+
+// Read returns the next batch. See DESIGN.md for the snapshot algorithm.
+func (s *Source) Read(ctx context.Context) (connectors.Batch, error) {
+	for {
+		if len(s.out) > 0 {
+			b := s.out[0]
+			s.out[0] = connectors.Batch{}
+			s.out = s.out[1:]
+			return b, nil
+		}
+		if s.snap != nil && s.chunk == nil && !s.inTxn {
+			if err := s.startChunk(ctx); err != nil {
+				return connectors.Batch{}, err
+			}
+			continue
+		}
+		if len(s.evq) == 0 {
+			s.evq = s.stream.DumpEvents()
+		}
+		if len(s.evq) == 0 {
+			if s.cur != nil && s.cur.n > 0 {
+				s.cut() // the stream is idle: hand over what we have
+				continue
+			}
+			ev, err := s.stream.GetEvent(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return connectors.Batch{}, ctx.Err()
+				}
+				return connectors.Batch{}, s.streamError(err)
+			}
+			s.evq = append(s.evq, ev)
+		}
+		ev := s.evq[0]
+		s.evq[0] = nil
+		s.evq = s.evq[1:]
+		if err := s.handle(ctx, ev); err != nil {
+			return connectors.Batch{}, err
+		}
+		if s.chunk != nil && !s.inTxn && (binlogPos{s.file, s.lastPos}).reached(s.chunk.h) {
+			if err := s.finishChunk(); err != nil {
+				return connectors.Batch{}, err
+			}
+		}
+	}
+}
+
+// streamError explains the binlog errors users can act on.
+func (s *Source) streamError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "1236") || strings.Contains(msg, "purged") || strings.Contains(msg, "Could not find"):
+		return fmt.Errorf("%w: the binlog needed to continue from %s:%d (gtid %q) is gone from the server (%v); "+
+			"changes after it cannot be read, so the job stops rather than skip them: re-create the job to take a new snapshot, "+
+			"and keep binlogs longer (binlog_expire_logs_seconds) than a job may be stopped", connectors.ErrPrecondition, s.boundary.File, s.boundary.Pos, s.gset.String(), err)
+	}
+	return fmt.Errorf("binlog stream from %s: %w", s.set.addr(), err)
+}
+
+// Position implements connectors.Positioner: when nothing is buffered, the
+// position moves with every transaction read, captured or not.
+func (s *Source) Position() connectors.Position {
+	if len(s.out) > 0 || (s.cur != nil && s.cur.n > 0) {
+		return nil
+	}
+	return s.encodePosition()
+}
+
+func (s *Source) encodePosition() connectors.Position {
+	p := position{File: s.boundary.File, Pos: s.boundary.Pos, Snapshot: s.snap}
+	if s.gset != nil {
+		p.GTID = s.gset.String()
+	}
+	if s.inTxn {
+		p.Skip = s.txnRows
+	}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+// Close stops the stream and the connection pool.
+func (s *Source) Close() error {
+	if s.syncer != nil {
+		s.syncer.Close()
+	}
+	if s.cur != nil {
+		s.cur.rb.Release()
+		s.cur = nil
+	}
+	for _, b := range s.out {
+		b.Release()
+	}
+	s.out = nil
+	if s.db != nil {
+		return s.db.Close()
+	}
+	return nil
+}
+
+// handle applies one binlog event to the reader state.
+func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	artificial := h.Flags&replication.LOG_EVENT_ARTIFICIAL_F != 0 || h.Timestamp == 0
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		s.file = string(e.NextLogName)
+		s.lastPos = uint32(e.Position)
+		s.expectPos = 0
+		if !s.inTxn {
+			s.boundary = binlogPos{s.file, s.lastPos}
+		}
+		return nil
+	case *replication.GenericEvent:
+		if h.EventType == replication.HEARTBEAT_EVENT || h.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+			if h.LogPos > 0 && !s.inTxn {
+				s.lastPos = h.LogPos
+			}
+			return nil
+		}
+	case *replication.FormatDescriptionEvent:
+		return nil
+	}
+	if !artificial && h.LogPos > 0 {
+		if s.expectPos != 0 && h.LogPos-h.EventSize != s.expectPos {
+			return fmt.Errorf("binlog gap in %s: event ends at %d with size %d, but the previous ended at %d; refusing to continue", s.file, h.LogPos, h.EventSize, s.expectPos)
+		}
+		s.expectPos = h.LogPos
+	}
+	if h.LogPos > 0 {
+		s.lastPos = h.LogPos
+	}
+	switch e := ev.Event.(type) {
+	case *replication.MariadbGTIDEvent:
+		s.inTxn, s.txnRows = true, 0
+		s.txnMaria = e.GTID
+	case *replication.GTIDEvent:
+		s.inTxn, s.txnRows = true, 0
+		if sid, err := uuid.FromBytes(e.SID); err == nil {
+			s.txnMySQL.sid, s.txnMySQL.gno, s.txnMySQL.ok = sid, e.GNO, true
+		}
+	case *replication.XIDEvent:
+		s.commit(h)
+	case *replication.QueryEvent:
+		q := strings.TrimSpace(string(e.Query))
+		uq := strings.ToUpper(q)
+		switch {
+		case uq == "BEGIN":
+			s.inTxn, s.txnRows = true, 0
+		case uq == "COMMIT", strings.HasPrefix(uq, "XA COMMIT"), strings.HasPrefix(uq, "XA ROLLBACK"), uq == "ROLLBACK":
+			s.commit(h)
+		case strings.HasPrefix(uq, "XA "), strings.HasPrefix(uq, "SAVEPOINT"):
+		default:
+			if err := s.ddl(ctx, string(e.Schema), q); err != nil {
+				return err
+			}
+			s.commit(h)
+		}
+	case *replication.RowsEvent:
+		if s.notBefore != 0 && h.Timestamp < s.notBefore {
+			return nil
+		}
+		return s.rows(ctx, h, e)
+	}
+	return nil
+}
+
+// commit closes the current transaction: it becomes the restart boundary.
+func (s *Source) commit(h *replication.EventHeader) {
+	if s.maria && s.txnMaria.SequenceNumber != 0 {
+		if ms, ok := s.gset.(*mysql.MariadbGTIDSet); ok {
+			g := s.txnMaria
+			_ = ms.AddSet(&g)
+		}
+	} else if s.txnMySQL.ok {
+		if ms, ok := s.gset.(*mysql.MysqlGTIDSet); ok {
+			ms.AddGTID(s.txnMySQL.sid, s.txnMySQL.gno)
+		}
+	}
+	s.txnMaria = mysql.MariadbGTID{}
+	s.txnMySQL.ok = false
+	s.inTxn, s.txnRows, s.skip = false, 0, 0
+	s.boundary = binlogPos{s.file, h.LogPos}
+	if h.Timestamp > 0 {
+		s.eventTime = time.Unix(int64(h.Timestamp), 0)
+	}
+}
+
+// rows routes the changes of one rows event.
+func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	t := s.tables[string(e.Table.Schema)+"."+string(e.Table.Table)]
+	if t == nil || len(e.Rows) == 0 {
+		return nil
+	}
+	if len(e.Rows[0]) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
+		nt, err := loadTable(ctx, s.db, t.ID, s.set.chunkKey)
+		if err != nil {
+			return err
+		}
+		if len(e.Rows[0]) != len(nt.Cols) || !namesMatch(e.Table.ColumnNameString(), nt) {
+			return fmt.Errorf("%w: table %s has columns %v in the binlog at %s:%d but %v now; "+
+				"a schema change between them cannot be replayed: re-create the job", connectors.ErrPrecondition,
+				t.key(), e.Table.ColumnNameString(), s.file, h.LogPos, nt.colNames())
+		}
+		s.tables[t.key()] = nt
+		t = nt
+		s.announce(t, "-- schema reloaded")
+	}
+	if h.Timestamp > 0 {
+		s.eventTime = time.Unix(int64(h.Timestamp), 0)
+	}
+	conv := func(row []any) ([]any, error) {
+		out := make([]any, len(t.Cols))
+		for i := range t.Cols {
+			v, err := t.Cols[i].fromBinlog(row[i])
+			if err != nil {
+				return nil, fmt.Errorf("table %s: %w", t.key(), err)
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert, replication.EnumRowsEventTypeDelete:
+		k := connectors.Insert
+		if e.Type() == replication.EnumRowsEventTypeDelete {
+			k = connectors.Delete
+		}
+		for _, row := range e.Rows {
+			s.txnRows++
+			if s.txnRows <= s.skip {
+				continue
+			}
+			vals, err := conv(row)
+			if err != nil {
+				return err
+			}
+			if s.chunk != nil && s.chunk.t == t {
+				if s.chunk.route(k, vals) {
+					continue
+				}
+			}
+			s.emit(t, k, vals)
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		for i := 0; i+1 < len(e.Rows); i += 2 {
+			s.txnRows++
+			if s.txnRows <= s.skip {
+				continue
+			}
+			before, err := conv(e.Rows[i])
+			if err != nil {
+				return err
+			}
+			after, err := conv(e.Rows[i+1])
+			if err != nil {
+				return err
+			}
+			if s.chunk != nil && s.chunk.t == t {
+				kb, ka := t.keyString(before), t.keyString(after)
+				if kb == ka {
+					if s.chunk.route(connectors.UpdateAfter, after) {
+						continue
+					}
+				} else {
+					if !s.chunk.route(connectors.Delete, before) {
+						s.emit(t, connectors.Delete, before)
+					}
+					if !s.chunk.route(connectors.Insert, after) {
+						s.emit(t, connectors.Insert, after)
+					}
+					continue
+				}
+			}
+			s.emit(t, connectors.UpdateBefore, before)
+			s.emit(t, connectors.UpdateAfter, after)
+		}
+	}
+	return nil
+}
+
+func namesMatch(names []string, t *table) bool {
+	if len(names) == 0 {
+		return true // binlog_row_metadata is not FULL: only the count can be checked
+	}
+	if len(names) != len(t.Cols) {
+		return false
+	}
+	for i, n := range names {
+		if !strings.EqualFold(n, t.Cols[i].Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// emit appends one row to the pending batch of t.
+func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
+	if s.cur != nil && s.cur.t != t {
+		s.cut()
+	}
+	if s.cur == nil {
+		s.cur = &pendingBatch{t: t, rb: array.NewRecordBuilder(s.env.Alloc, t.schema)}
+	}
+	s.cur.rb.Field(0).(*array.Int8Builder).Append(int8(k))
+	for i, v := range vals {
+		appendValue(s.cur.rb.Field(i+1), v)
+	}
+	s.cur.n++
+	if s.cur.n >= maxBatchRows {
+		s.cut()
+	}
+}
+
+// cut turns the pending rows into a batch carrying the current position.
+func (s *Source) cut() {
+	if s.cur == nil {
+		return
+	}
+	p := s.cur
+	s.cur = nil
+	if p.n == 0 {
+		p.rb.Release()
+		return
+	}
+	rec := p.rb.NewRecord()
+	p.rb.Release()
+	s.out = append(s.out, connectors.Batch{Table: p.t.ID, Record: rec, Position: s.encodePosition(), EventTime: s.eventTime})
+}
+
+// announce queues a batch without rows that carries t's schema.
+func (s *Source) announce(t *table, ddl string) {
+	s.cut()
+	rb := array.NewRecordBuilder(s.env.Alloc, t.schema)
+	rec := rb.NewRecord()
+	rb.Release()
+	s.out = append(s.out, connectors.Batch{Table: t.ID, Record: rec, Position: s.encodePosition(), EventTime: s.eventTime, DDL: ddl})
+}
+
+var (
+	identRe  = "(?:`((?:[^`]|``)+)`|([\\p{L}\\p{N}_$]+))"
+	nameRe   = identRe + "(?:\\s*\\.\\s*" + identRe + ")?"
+	alterRe  = regexp.MustCompile("(?is)^ALTER\\s+(?:ONLINE\\s+|IGNORE\\s+)*TABLE\\s+(?:IF\\s+EXISTS\\s+)?" + nameRe)
+	createRe = regexp.MustCompile("(?is)^CREATE\\s+(?:OR\\s+REPLACE\\s+)?(?:TEMPORARY\\s+)?TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?" + nameRe)
+	renameRe = regexp.MustCompile("(?is)^RENAME\\s+TABLES?\\s+(.*)$")
+	pairRe   = regexp.MustCompile("(?is)^\\s*" + nameRe + "\\s+TO\\s+" + nameRe + "\\s*$")
+	dropRe   = regexp.MustCompile("(?is)^DROP\\s+(?:TEMPORARY\\s+)?TABLE")
+)
+
+// tableName resolves a parsed "[db.]table" against the event's schema.
+func tableName(m []string, i int, schema string) connectors.TableID {
+	first := unquote(m[i], m[i+1])
+	second := unquote(m[i+2], m[i+3])
+	if second == "" {
+		return connectors.TableID{Database: schema, Table: first}
+	}
+	return connectors.TableID{Database: first, Table: second}
+}
+
+func unquote(quoted, bare string) string {
+	if quoted != "" {
+		return strings.ReplaceAll(quoted, "``", "`")
+	}
+	return bare
+}
+
+// ddl reacts to a schema change in the binlog: captured tables that
+// changed announce their new schema; new or renamed tables that match
+// `tables` are captured (a renamed-in table is snapshotted first).
+func (s *Source) ddl(ctx context.Context, schema, q string) error {
+	q = stripComments(q)
+	switch {
+	case alterRe.MatchString(q):
+		id := tableName(alterRe.FindStringSubmatch(q), 1, schema)
+		old := s.tables[id.String()]
+		if old == nil {
+			return nil
+		}
+		t, err := loadTable(ctx, s.db, id, s.set.chunkKey)
+		if err != nil {
+			if errors.Is(err, connectors.ErrPrecondition) && strings.Contains(err.Error(), "does not exist") {
+				return nil // renamed away or dropped since; a later event says which
+			}
+			return err
+		}
+		s.tables[id.String()] = t
+		s.announce(t, q)
+	case createRe.MatchString(q):
+		id := tableName(createRe.FindStringSubmatch(q), 1, schema)
+		if !s.set.matches(id) || s.tables[id.String()] != nil {
+			return nil
+		}
+		t, err := loadTable(ctx, s.db, id, s.set.chunkKey)
+		if err != nil {
+			return err
+		}
+		s.tables[id.String()] = t
+		s.announce(t, q)
+	case renameRe.MatchString(q):
+		for _, pair := range strings.Split(renameRe.FindStringSubmatch(q)[1], ",") {
+			m := pairRe.FindStringSubmatch(pair)
+			if m == nil {
+				continue
+			}
+			from, to := tableName(m, 1, schema), tableName(m, 5, schema)
+			delete(s.tables, from.String())
+			if !s.set.matches(to) {
+				continue
+			}
+			t, err := loadTable(ctx, s.db, to, s.set.chunkKey)
+			if err != nil {
+				return err
+			}
+			s.tables[to.String()] = t
+			s.announce(t, q)
+			if s.snap == nil {
+				s.snap = &snapState{}
+			}
+			s.snap.Pending = append(s.snap.Pending, to.String())
+		}
+	case dropRe.MatchString(q):
+		// The target keeps its table: a sync job does not delete data.
+	}
+	return nil
+}
+
+func stripComments(q string) string {
+	for {
+		i := strings.Index(q, "/*")
+		if i < 0 {
+			return strings.TrimSpace(q)
+		}
+		j := strings.Index(q[i:], "*/")
+		if j < 0 {
+			return strings.TrimSpace(q[:i])
+		}
+		q = q[:i] + " " + q[i+j+2:]
+	}
+}

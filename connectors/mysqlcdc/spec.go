@@ -1,0 +1,311 @@
+package mysqlcdc
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"sluice/connectors"
+)
+
+// Spec declares the mysql_cdc source.
+func Spec() connectors.Spec {
+	return connectors.Spec{
+		Name:        "mysql_cdc",
+		Kind:        connectors.KindSource,
+		Description: "MySQL 8 / MariaDB 10.11 binlog CDC: chunked lock-free snapshot, then the binlog (GTID or file:pos)",
+		Options:     Options,
+		NewSource: func(cfg connectors.Config, env connectors.Env) (connectors.Source, error) {
+			set, err := parseSettings(cfg)
+			if err != nil {
+				return nil, err
+			}
+			if set.serverID == 0 {
+				set.serverID = allocatedServerID(env.JobID)
+			}
+			log := env.Logger
+			if log == nil {
+				log = discardLogger
+			}
+			return &Source{set: set, env: env, log: log}, nil
+		},
+		Check: func(ctx context.Context, cfg connectors.Config) error {
+			set, err := parseSettings(cfg)
+			if err != nil {
+				return err
+			}
+			db, err := openDB(set)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, err = preflight(ctx, db, set)
+			return err
+		},
+	}
+}
+
+// Options of mysql_cdc.
+var Options = connectors.OptionSet{
+	{Name: "host", Type: connectors.TypeString, Required: true, Description: "source server host"},
+	{Name: "port", Type: connectors.TypeInt, Default: "3306", Min: connectors.Int64(1), Max: connectors.Int64(65535), Description: "source server port"},
+	{Name: "user", Type: connectors.TypeString, Required: true, Description: "needs REPLICATION SLAVE, BINLOG MONITOR (MySQL: REPLICATION CLIENT) and SELECT"},
+	{Name: "password", Type: connectors.TypeString, Secret: true, Description: "password of user"},
+	{Name: "tables", Type: connectors.TypeList, Required: true, Description: "comma list of db.table; each is a regular expression matched against the whole name"},
+	{Name: "tables.exclude", Type: connectors.TypeList, Description: "comma list of db.table regular expressions to leave out"},
+	{Name: "server_id", Type: connectors.TypeInt, Min: connectors.Int64(1), Max: connectors.Int64(999_999_999), Unique: true,
+		Description: "replica server id, unique among the source's replicas; allocated from the job id when absent"},
+	{Name: "startup.mode", Type: connectors.TypeEnum, Default: "initial", Enum: []string{"initial", "latest", "earliest", "timestamp", "specific"},
+		Description: "initial: snapshot, then binlog; latest: binlog from now; earliest: the oldest binlog; timestamp: changes from startup.timestamp; specific: startup.gtid or startup.file + startup.pos"},
+	{Name: "startup.timestamp", Type: connectors.TypeString, Description: "RFC 3339 time or Unix milliseconds, for startup.mode = timestamp"},
+	{Name: "startup.gtid", Type: connectors.TypeString, Description: "GTID set to start after, for startup.mode = specific"},
+	{Name: "startup.file", Type: connectors.TypeString, Description: "binlog file, for startup.mode = specific"},
+	{Name: "startup.pos", Type: connectors.TypeInt, Min: connectors.Int64(4), Description: "binlog position, for startup.mode = specific"},
+	{Name: "snapshot.chunk.size", Type: connectors.TypeInt, Default: "8192", Min: connectors.Int64(1), Max: connectors.Int64(1_000_000), Description: "rows per snapshot chunk (one checkpointable unit)"},
+	{Name: "snapshot.chunk.key", Type: connectors.TypeList, Description: "column(s) to chunk by for tables without a primary key; must be unique and not null"},
+	{Name: "heartbeat.interval", Type: connectors.TypeDuration, Default: "5s", MinDuration: 100 * time.Millisecond, Description: "how often an idle source sends a heartbeat"},
+}
+
+// settings are the parsed options.
+type settings struct {
+	host, user, password string
+	port                 int
+	include, exclude     []*regexp.Regexp
+	serverID             uint32
+	mode                 string
+	timestamp            time.Time
+	gtid, file           string
+	pos                  int64
+	chunkSize            int
+	chunkKey             []string
+	heartbeat            time.Duration
+}
+
+func (s settings) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+func (s settings) matches(id connectors.TableID) bool {
+	name := id.Database + "." + id.Table
+	ok := false
+	for _, re := range s.include {
+		if re.MatchString(name) {
+			ok = true
+			break
+		}
+	}
+	for _, re := range s.exclude {
+		if re.MatchString(name) {
+			return false
+		}
+	}
+	return ok
+}
+
+func badOption(name, detail string) error {
+	return &connectors.OptionError{Owner: "mysql_cdc", Option: name, Err: connectors.ErrBadOptionValue, Detail: detail}
+}
+
+func parseSettings(cfg connectors.Config) (settings, error) {
+	s := settings{host: cfg.String("host"), user: cfg.String("user"), password: cfg.String("password"),
+		port: int(cfg.Int("port")), serverID: uint32(cfg.Int("server_id")), mode: cfg.String("startup.mode"),
+		gtid: cfg.String("startup.gtid"), file: cfg.String("startup.file"), pos: cfg.Int("startup.pos"),
+		chunkSize: int(cfg.Int("snapshot.chunk.size")), chunkKey: cfg.List("snapshot.chunk.key"), heartbeat: cfg.Duration("heartbeat.interval")}
+	compile := func(opt string) ([]*regexp.Regexp, error) {
+		var out []*regexp.Regexp
+		for _, p := range cfg.List(opt) {
+			re, err := regexp.Compile("^(?:" + p + ")$")
+			if err != nil {
+				return nil, badOption(opt, fmt.Sprintf("%q is not a regular expression: %v", p, err))
+			}
+			out = append(out, re)
+		}
+		return out, nil
+	}
+	var err error
+	if s.include, err = compile("tables"); err != nil {
+		return s, err
+	}
+	if s.exclude, err = compile("tables.exclude"); err != nil {
+		return s, err
+	}
+	switch s.mode {
+	case "timestamp":
+		v := cfg.String("startup.timestamp")
+		if v == "" {
+			return s, badOption("startup.timestamp", "startup.mode = timestamp needs startup.timestamp (RFC 3339, e.g. 2026-01-02T15:04:05Z, or Unix milliseconds)")
+		}
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.timestamp = time.UnixMilli(ms)
+		} else if s.timestamp, err = time.Parse(time.RFC3339, v); err != nil {
+			return s, badOption("startup.timestamp", fmt.Sprintf("%q is neither RFC 3339 nor Unix milliseconds", v))
+		}
+	case "specific":
+		if s.gtid == "" && (s.file == "" || s.pos == 0) {
+			return s, badOption("startup.mode", "startup.mode = specific needs startup.gtid, or startup.file and startup.pos")
+		}
+	}
+	return s, nil
+}
+
+// allocatedServerID derives a replica id from the job id: unique per job,
+// and above the range users may set (server_id ≤ 999999999).
+func allocatedServerID(jobID uint64) uint32 {
+	return 1_000_000_000 + uint32(jobID%3_000_000_000)
+}
+
+func openDB(s settings) (*sql.DB, error) {
+	c := gomysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = s.user, s.password, "tcp", s.addr()
+	c.Params = map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}
+	c.Timeout, c.ReadTimeout = 10*time.Second, 10*time.Minute
+	c.AllowNativePasswords = true
+	conn, err := gomysql.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// serverInfo is what preflight learned.
+type serverInfo struct {
+	maria   bool
+	version string
+	tables  []connectors.TableID
+}
+
+// preflight checks everything a job needs from the source and answers
+// with what to fix.
+func preflight(ctx context.Context, db *sql.DB, s settings) (serverInfo, error) {
+	var info serverInfo
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1045 {
+			return info, fmt.Errorf("%w: %s refused user %q: wrong user or password (%s)", connectors.ErrUnreachable, s.addr(), s.user, me.Message)
+		}
+		return info, fmt.Errorf("%w: cannot reach %s: %v; check host and port, and that the server accepts TCP connections from sluice", connectors.ErrUnreachable, s.addr(), err)
+	}
+	var logBin int
+	var format, image string
+	if err := db.QueryRowContext(ctx, "SELECT @@version, @@log_bin, @@binlog_format, @@binlog_row_image").Scan(&info.version, &logBin, &format, &image); err != nil {
+		return info, fmt.Errorf("read server settings: %w", err)
+	}
+	info.maria = strings.Contains(strings.ToLower(info.version), "mariadb")
+	switch {
+	case logBin == 0:
+		return info, fmt.Errorf("%w: binary logging is off on %s: start the server with log_bin (and binlog_format=ROW, binlog_row_image=FULL)", connectors.ErrPrecondition, s.addr())
+	case !strings.EqualFold(format, "ROW"):
+		return info, fmt.Errorf("%w: binlog_format is %s on %s; CDC needs ROW: SET GLOBAL binlog_format='ROW' and set it in the server configuration", connectors.ErrPrecondition, format, s.addr())
+	case !strings.EqualFold(image, "FULL"):
+		return info, fmt.Errorf("%w: binlog_row_image is %s on %s; CDC needs FULL: SET GLOBAL binlog_row_image='FULL' and set it in the server configuration", connectors.ErrPrecondition, image, s.addr())
+	}
+	grants, err := showGrants(ctx, db)
+	if err != nil {
+		return info, err
+	}
+	if !hasPriv(grants, "REPLICATION SLAVE", "REPLICATION REPLICA") {
+		return info, fmt.Errorf("%w: user %q lacks REPLICATION SLAVE on %s: GRANT REPLICATION SLAVE, %s, SELECT ON *.* TO ...", connectors.ErrPrecondition, s.user, s.addr(), monitorPriv(info.maria))
+	}
+	if !hasPriv(grants, "BINLOG MONITOR", "REPLICATION CLIENT", "SUPER") {
+		return info, fmt.Errorf("%w: user %q lacks %s on %s: GRANT %s ON *.* TO ...", connectors.ErrPrecondition, s.user, monitorPriv(info.maria), s.addr(), monitorPriv(info.maria))
+	}
+	rows, err := db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE'
+		AND TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1, 2`)
+	if err != nil {
+		return info, err
+	}
+	defer rows.Close()
+	var seen []string
+	for rows.Next() {
+		var id connectors.TableID
+		if err := rows.Scan(&id.Database, &id.Table); err != nil {
+			return info, err
+		}
+		seen = append(seen, id.String())
+		if s.matches(id) {
+			info.tables = append(info.tables, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return info, err
+	}
+	if len(info.tables) == 0 {
+		if len(seen) > 8 {
+			seen = append(seen[:8], "…")
+		}
+		return info, fmt.Errorf("%w: no table on %s matches tables=%s (tables the user can see: %s); name them as db.table",
+			connectors.ErrPrecondition, s.addr(), joinPatterns(s.include), strings.Join(seen, ", "))
+	}
+	if s.mode == "initial" {
+		for _, id := range info.tables {
+			t, err := loadTable(ctx, db, id, s.chunkKey)
+			if err != nil {
+				return info, err
+			}
+			if len(t.PK) == 0 {
+				return info, fmt.Errorf("%w: table %s has no primary key, so it cannot be snapshotted in chunks: add one, "+
+					"or name a unique, non-null column with snapshot.chunk.key", connectors.ErrPrecondition, id)
+			}
+		}
+	}
+	return info, nil
+}
+
+func monitorPriv(maria bool) string {
+	if maria {
+		return "BINLOG MONITOR"
+	}
+	return "REPLICATION CLIENT"
+}
+
+func joinPatterns(res []*regexp.Regexp) string {
+	var out []string
+	for _, re := range res {
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$"))
+	}
+	return strings.Join(out, ",")
+}
+
+func showGrants(ctx context.Context, db *sql.DB) (string, error) {
+	rows, err := db.QueryContext(ctx, "SHOW GRANTS")
+	if err != nil {
+		return "", fmt.Errorf("SHOW GRANTS: %w", err)
+	}
+	defer rows.Close()
+	var all []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return "", err
+		}
+		all = append(all, strings.ToUpper(g))
+	}
+	return strings.Join(all, "\n"), rows.Err()
+}
+
+func hasPriv(grants string, names ...string) bool {
+	for _, line := range strings.Split(grants, "\n") {
+		if !strings.Contains(line, " ON *.* ") {
+			continue
+		}
+		if strings.Contains(line, "ALL PRIVILEGES") {
+			return true
+		}
+		for _, n := range names {
+			if strings.Contains(line, n) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -28,8 +28,8 @@ var (
 type Env struct {
 	Job         string
 	JobID       uint64 // unique for the catalog's lifetime; sources derive ids from it
-	Subtask     int // 0-based index of this parallel instance
-	Parallelism int // number of parallel instances of the vertex
+	Subtask     int    // 0-based index of this parallel instance
+	Parallelism int    // number of parallel instances of the vertex
 	Alloc       memory.Allocator
 	Logger      *slog.Logger
 }

@@ -29,6 +29,8 @@ import (
 	"sluice/connectors/console"
 	"sluice/connectors/datagen"
 	"sluice/connectors/file"
+	"sluice/connectors/mysqlcdc"
+	"sluice/connectors/mysqlsink"
 	"sluice/connectors/tablerename"
 	"sluice/exec"
 	"sluice/planner"
@@ -183,6 +185,8 @@ func Registry() *connectors.Registry {
 		console.Spec(os.Stdout),
 		file.Spec(),
 		tablerename.Spec(),
+		mysqlcdc.Spec(),
+		mysqlsink.Spec(),
 	)
 }
 

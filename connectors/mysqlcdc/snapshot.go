@@ -136,6 +136,14 @@ func (s *Source) startChunk(ctx context.Context) error {
 	cols := make([]string, len(t.Cols))
 	for i, c := range t.Cols {
 		cols[i] = quoteIdent(c.Name)
+		switch {
+		case c.kind == kFloat32: // the text protocol rounds FLOAT to 6 digits
+			cols[i] = "CAST(" + cols[i] + " AS DOUBLE)"
+		case c.kind == kUint && c.width == 32:
+			// go-sql-driver at our pin parses INT UNSIGNED text as int32
+			// and fails above 2147483647; a string passes through.
+			cols[i] = "CAST(" + cols[i] + " AS CHAR)"
+		}
 	}
 	keyCols := make([]string, len(t.PK))
 	marks := make([]string, len(t.PK))

@@ -78,21 +78,20 @@ type Source struct {
 	tables map[string]*table // captured tables by "db.table"
 
 	// reader state
-	evq       []*replication.BinlogEvent
-	file      string
-	lastPos   uint32 // end of the last event seen
-	expectPos uint32 // for the contiguity check; 0 = unknown
-	gset      mysql.GTIDSet
-	txnMaria  mysql.MariadbGTID
-	txnMySQL  struct {
+	evq      []*replication.BinlogEvent
+	file     string
+	lastPos  uint32 // end of the last event seen
+	gset     mysql.GTIDSet
+	txnMaria mysql.MariadbGTID
+	txnMySQL struct {
 		sid uuid.UUID
 		gno int64
 		ok  bool
 	}
-	boundary binlogPos
-	inTxn    bool
-	txnRows  int64
-	skip     int64
+	boundary  binlogPos
+	inTxn     bool
+	txnRows   int64
+	skip      int64
 	notBefore uint32 // startup.timestamp: drop changes older than this
 
 	snap  *snapState
@@ -329,12 +328,10 @@ func (s *Source) Close() error {
 // handle applies one binlog event to the reader state.
 func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
-	artificial := h.Flags&replication.LOG_EVENT_ARTIFICIAL_F != 0 || h.Timestamp == 0
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)
 		s.lastPos = uint32(e.Position)
-		s.expectPos = 0
 		if !s.inTxn {
 			s.boundary = binlogPos{s.file, s.lastPos}
 		}
@@ -349,12 +346,6 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.FormatDescriptionEvent:
 		return nil
 	}
-	if !artificial && h.LogPos > 0 {
-		if s.expectPos != 0 && h.LogPos-h.EventSize != s.expectPos {
-			return fmt.Errorf("binlog gap in %s: event ends at %d with size %d, but the previous ended at %d; refusing to continue", s.file, h.LogPos, h.EventSize, s.expectPos)
-		}
-		s.expectPos = h.LogPos
-	}
 	if h.LogPos > 0 {
 		s.lastPos = h.LogPos
 	}
@@ -362,6 +353,9 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.MariadbGTIDEvent:
 		s.inTxn, s.txnRows = true, 0
 		s.txnMaria = e.GTID
+		if err := s.checkContiguous(e.GTID); err != nil {
+			return err
+		}
 	case *replication.GTIDEvent:
 		s.inTxn, s.txnRows = true, 0
 		if sid, err := uuid.FromBytes(e.SID); err == nil {
@@ -391,6 +385,27 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		return s.rows(ctx, h, e)
 	}
 	return nil
+}
+
+// checkContiguous enforces invariant I8 on MariaDB: within a GTID domain,
+// sequence numbers follow each other without holes. (File offsets cannot
+// be used: the server leaves out events a replica did not ask for.)
+func (s *Source) checkContiguous(g mysql.MariadbGTID) error {
+	ms, ok := s.gset.(*mysql.MariadbGTIDSet)
+	if !ok {
+		return nil
+	}
+	var last *mysql.MariadbGTID
+	for _, v := range ms.Sets[g.DomainID] {
+		if last == nil || v.SequenceNumber > last.SequenceNumber {
+			last = v
+		}
+	}
+	if last == nil || g.SequenceNumber <= last.SequenceNumber+1 {
+		return nil
+	}
+	return fmt.Errorf("binlog gap: transaction %s follows %s in domain %d, so %d transaction(s) are missing from the binlog stream; refusing to continue",
+		g.String(), last.String(), g.DomainID, g.SequenceNumber-last.SequenceNumber-1)
 }
 
 // commit closes the current transaction: it becomes the restart boundary.

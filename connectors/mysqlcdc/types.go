@@ -57,6 +57,7 @@ type column struct {
 	kind     kind
 	width    uint // integer width in bits (for unsigned masking)
 	latin1   bool // values arrive from the binlog in latin1 and are converted
+	fixedLen int  // BINARY(n): the binlog drops trailing zero bytes; they are restored
 	typ      arrow.DataType
 }
 
@@ -229,6 +230,9 @@ func (c *column) resolve() error {
 		}
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
 		c.kind, c.typ = kBinary, arrow.BinaryTypes.Binary
+		if c.DataType == "binary" {
+			fmt.Sscanf(c.ColType, "binary(%d)", &c.fixedLen)
+		}
 	case "enum", "set":
 		c.kind, c.typ = kEnum, arrow.BinaryTypes.String
 		if c.DataType == "set" {
@@ -246,7 +250,7 @@ func (c *column) resolve() error {
 	return nil
 }
 
-// parseElems reads the members of enum('a','b''c') or set(…).
+// parseElems reads the members of enum('a','b”c') or set(…).
 func parseElems(colType string) []string {
 	open := strings.IndexByte(colType, '(')
 	if open < 0 {
@@ -289,7 +293,16 @@ func parseElems(colType string) []string {
 // microseconds (kTime, kDatetime, kTimestamp), string (kString, kEnum,
 // kSet, kJSON), []byte (kBinary, kGeometry); nil is NULL.
 
-var epochDay = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+// daysSinceEpoch counts whole days from 1970-01-01 (a Duration would
+// overflow for dates before 1678 or after 2262).
+func daysSinceEpoch(t time.Time) int32 {
+	s := t.Unix()
+	d := s / 86400
+	if s%86400 < 0 {
+		d--
+	}
+	return int32(d)
+}
 
 // fromBinlog converts a value decoded by go-mysql (ParseTime and
 // UseDecimal on) to the canonical form. Strings and byte slices are copied:
@@ -336,7 +349,7 @@ func (c *column) fromBinlog(v any) (any, error) {
 		case string:
 			return c.fromText([]byte(s))
 		case time.Time:
-			return int32(s.Sub(epochDay).Hours() / 24), nil
+			return daysSinceEpoch(s), nil
 		}
 	case kDatetime:
 		switch t := v.(type) {
@@ -370,12 +383,19 @@ func (c *column) fromBinlog(v any) (any, error) {
 			return string(s), nil
 		}
 	case kBinary:
+		var out []byte
 		switch b := v.(type) {
 		case []byte:
-			return append([]byte(nil), b...), nil
+			out = append([]byte(nil), b...)
 		case string:
-			return []byte(b), nil
+			out = []byte(b)
+		default:
+			return nil, fmt.Errorf("column %s (%s): unexpected binlog value %T", c.Name, c.ColType, v)
 		}
+		for len(out) < c.fixedLen {
+			out = append(out, 0)
+		}
+		return out, nil
 	case kGeometry:
 		if b, ok := v.([]byte); ok {
 			return stripSRID(b), nil
@@ -469,7 +489,8 @@ func (c *column) fromText(b []byte) (any, error) {
 	case kUint, kYear:
 		return strconv.ParseUint(s, 10, 64)
 	case kFloat32:
-		return strconv.ParseFloat(s, 32)
+		f, err := strconv.ParseFloat(s, 64)
+		return float64(float32(f)), err
 	case kFloat64:
 		return strconv.ParseFloat(s, 64)
 	case kDecimal:
@@ -493,7 +514,7 @@ func (c *column) fromText(b []byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return int32(t.Sub(epochDay).Hours() / 24), nil
+		return daysSinceEpoch(t), nil
 	case kTime:
 		return parseTime(s)
 	case kDatetime, kTimestamp:

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func StartDir(dir string, extra ...string) (*Server, error) {
 		"--binlog-row-metadata=FULL", "--server-id=1", "--skip-name-resolve",
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-error=" + filepath.Join(dir, "err.log"),
 		"--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M", "--max-connections=200",
-		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0"}, extra...)
+		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"}, extra...)
 	if os.Geteuid() == 0 {
 		s.args = append(s.args, "--user=root")
 	}
@@ -206,7 +207,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
@@ -221,4 +222,58 @@ func (s *Server) Kill() {
 	}
 	_ = s.cmd.Process.Kill()
 	<-s.done
+}
+
+// Checksum is invariant I2's order-independent content digest of a table,
+// per bucket of 1000 values of the first key column (so a mismatch can be
+// located): bucket → "count:xor-of-crc32". Text columns are rendered with
+// QUOTE in utf8mb4 (NULL, the string 'NULL' and '' stay distinct, character
+// sets may differ), binary ones in hex; run it on the
+// source and the target and compare.
+func Checksum(db *sql.DB, database, table string) (map[string]string, error) {
+	rows, err := db.Query(`SELECT COLUMN_NAME, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION`, database, table)
+	if err != nil {
+		return nil, err
+	}
+	var cols []string
+	bucket := "0"
+	for rows.Next() {
+		var name, key, typ string
+		if err := rows.Scan(&name, &key, &typ); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		q := "`" + strings.ReplaceAll(name, "`", "``") + "`"
+		if strings.Contains(typ, "binary") || strings.Contains(typ, "blob") || strings.Contains(typ, "geom") ||
+			strings.Contains(typ, "point") || strings.Contains(typ, "line") || strings.Contains(typ, "polygon") {
+			cols = append(cols, "IFNULL(HEX("+q+"),'NULL')")
+		} else { // character sets may differ between source and target; content may not
+			cols = append(cols, "CONVERT(QUOTE("+q+") USING utf8mb4)")
+		}
+		if key == "PRI" && bucket == "0" {
+			bucket = "FLOOR(" + q + "/1000)"
+		}
+	}
+	rows.Close()
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("table %s.%s not found", database, table)
+	}
+	q := fmt.Sprintf("SELECT CAST(%s AS CHAR), COUNT(*), BIT_XOR(CRC32(CONCAT_WS('|', %s))) FROM `%s`.`%s` GROUP BY 1",
+		bucket, strings.Join(cols, ","), database, table)
+	res, err := db.Query(q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", q, err)
+	}
+	defer res.Close()
+	out := map[string]string{}
+	for res.Next() {
+		var b sql.NullString
+		var n, x int64
+		if err := res.Scan(&b, &n, &x); err != nil {
+			return nil, err
+		}
+		out[b.String] = fmt.Sprintf("%d:%d", n, x)
+	}
+	return out, res.Err()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow/decimal128"
@@ -27,7 +28,8 @@ type chunkWork struct {
 }
 
 type bufRow struct {
-	vals []any // nil: deleted in the window
+	vals    []any // the row, or its last image when deleted
+	deleted bool
 }
 
 // owns says whether a change of key belongs to the chunk: a key the chunk
@@ -55,11 +57,7 @@ func (w *chunkWork) route(k connectors.RowKind, vals []any) bool {
 		w.rows[ks] = r
 		w.order = append(w.order, ks)
 	}
-	if k == connectors.Delete || k == connectors.UpdateBefore {
-		r.vals = nil
-	} else {
-		r.vals = vals
-	}
+	r.vals, r.deleted = vals, k == connectors.Delete || k == connectors.UpdateBefore
 	return true
 }
 
@@ -170,21 +168,55 @@ func (s *Source) startChunk(ctx context.Context) error {
 			w.lo = append(w.lo, lo)
 		}
 	}
-	q += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keyCols, ","), s.set.chunkSize)
-	n, last, err := s.scan(ctx, t, q, args, w)
+	redo := s.snap.Active // a restart inside this chunk: same key range again
+	if redo && !s.snap.Open {
+		if len(args) == 0 {
+			q += " WHERE "
+		} else {
+			q += " AND "
+		}
+		q += "(" + strings.Join(keyCols, ",") + ") <= (" + strings.Join(marks, ",") + ")"
+		for i, k := range t.PK {
+			if t.Cols[k].kind == kBinary {
+				args = append(args, s.snap.Hi[i])
+			} else {
+				args = append(args, string(s.snap.Hi[i]))
+			}
+		}
+	}
+	q += " ORDER BY " + strings.Join(keyCols, ",")
+	if !redo {
+		q += fmt.Sprintf(" LIMIT %d", s.set.chunkSize)
+	}
+	n, last, h, err := s.scan(ctx, t, q, args, w)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", t.key(), err)
 	}
-	if n == s.set.chunkSize {
+	w.h = h
+	switch {
+	case redo && !s.snap.Open:
+		last = s.snap.Hi
+	case redo:
+		last = nil
+	case n < s.set.chunkSize:
+		last = nil
+	}
+	if last != nil {
 		w.hiText = last
 		for i, k := range t.PK {
-			v, _ := t.Cols[k].fromText(last[i])
+			v, err := t.Cols[k].fromText(last[i])
+			if err != nil {
+				return fmt.Errorf("snapshot position of %s: %w", t.key(), err)
+			}
 			w.hi = append(w.hi, v)
 		}
 	}
-	if w.h, err = masterStatus(ctx, s.db); err != nil {
-		return err
+	mark := position{File: s.boundary.File, Pos: s.boundary.Pos}
+	if s.gset != nil {
+		mark.GTID = s.gset.String()
 	}
+	s.chunkMark = &mark
+	s.snap.Active, s.snap.Hi, s.snap.Open = true, w.hiText, w.hiText == nil
 	s.chunk = w
 	if (binlogPos{s.file, s.lastPos}).reached(w.h) {
 		return s.finishChunk()
@@ -192,17 +224,57 @@ func (s *Source) startChunk(ctx context.Context) error {
 	return nil
 }
 
-// scan runs one chunk SELECT into w and returns the row count and the
-// text key of the last row.
-func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *chunkWork) (int, [][]byte, error) {
+// scan runs one chunk SELECT into w and returns the row count, the text
+// key of the last row, and the chunk's watermark: the binlog position its
+// rows are consistent with.
+//
+// On MariaDB the SELECT runs in a consistent-snapshot transaction and the
+// watermark is Binlog_snapshot_file/position: exactly the transactions the
+// snapshot sees, none missing, none extra. On MySQL, which has no such
+// status, the watermark is the binlog end after the SELECT; a transaction
+// already in the binlog but not yet visible to the SELECT (a
+// microseconds-wide window of group commit) could be missed there.
+func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *chunkWork) (int, [][]byte, binlogPos, error) {
+	var h binlogPos
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, h, err
 	}
 	defer conn.Close()
+	if s.maria {
+		if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
+			return 0, nil, h, err
+		}
+		if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+			return 0, nil, h, err
+		}
+		defer conn.ExecContext(context.Background(), "COMMIT") //nolint:errcheck // read-only
+		rows, err := conn.QueryContext(ctx, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+		if err != nil {
+			return 0, nil, h, err
+		}
+		for rows.Next() {
+			var name, val string
+			if err := rows.Scan(&name, &val); err != nil {
+				rows.Close()
+				return 0, nil, h, err
+			}
+			switch strings.ToLower(name) {
+			case "binlog_snapshot_file":
+				h.File = val
+			case "binlog_snapshot_position":
+				p, _ := strconv.ParseUint(val, 10, 32)
+				h.Pos = uint32(p)
+			}
+		}
+		rows.Close()
+		if h.File == "" {
+			return 0, nil, h, fmt.Errorf("SHOW STATUS LIKE 'binlog_snapshot_%%' gave no position")
+		}
+	}
 	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, h, err
 	}
 	defer rows.Close()
 	raw := make([]sql.RawBytes, len(t.Cols))
@@ -214,13 +286,13 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 	var last [][]byte
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return 0, nil, err
+			return 0, nil, h, err
 		}
 		vals := make([]any, len(t.Cols))
 		for i := range t.Cols {
 			v, err := t.Cols[i].fromText(raw[i])
 			if err != nil {
-				return 0, nil, fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
+				return 0, nil, h, fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
 			}
 			vals[i] = v
 		}
@@ -230,14 +302,20 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 		}
 		w.rows[ks] = &bufRow{vals: vals}
 		n++
-		if n == s.set.chunkSize {
-			last = make([][]byte, len(t.PK))
-			for i, k := range t.PK {
-				last[i] = append([]byte{}, raw[k]...)
-			}
+		last = last[:0]
+		for _, k := range t.PK {
+			last = append(last, append([]byte{}, raw[k]...))
 		}
 	}
-	return n, last, rows.Err()
+	if err := rows.Err(); err != nil {
+		return 0, nil, h, err
+	}
+	if !s.maria {
+		if h, err = masterStatus(ctx, s.db); err != nil {
+			return 0, nil, h, err
+		}
+	}
+	return n, last, h, nil
 }
 
 // finishChunk emits the chunk at its watermark and records the progress.
@@ -246,10 +324,18 @@ func (s *Source) finishChunk() error {
 	s.chunk = nil
 	s.cut()
 	for _, ks := range w.order {
-		if r := w.rows[ks]; r.vals != nil {
+		// A key deleted in the window may have reached the sink before
+		// the chunk started (a change of a not-yet-snapshotted key), so
+		// its delete is emitted too; for other keys it is a no-op.
+		if r := w.rows[ks]; r.deleted {
+			s.emit(w.t, connectors.Delete, r.vals)
+		} else {
 			s.emit(w.t, connectors.Insert, r.vals)
 		}
 	}
+	s.snap.Active, s.snap.Hi, s.snap.Open = false, nil, false
+	s.chunkMark = nil
+	s.markHere()
 	if w.hi == nil {
 		s.snap.Pending, s.snap.After = s.snap.Pending[1:], nil
 		if len(s.snap.Pending) == 0 {

@@ -32,8 +32,9 @@ type position struct {
 	GTID string `json:"gtid,omitempty"`
 	File string `json:"file"`
 	Pos  uint32 `json:"pos"`
-	// Skip counts the row changes of captured tables in the next
-	// transaction that were already emitted (a batch ended inside it).
+	// Skip counts the row changes read after this point that were already
+	// emitted (a batch ended inside a transaction, or inside a snapshot
+	// chunk's window, which restarts from where the chunk began).
 	Skip int64 `json:"skip,omitempty"`
 	// Snapshot is the initial snapshot's progress; nil once it is done.
 	Snapshot *snapState `json:"snapshot,omitempty"`
@@ -43,6 +44,11 @@ type position struct {
 type snapState struct {
 	Pending []string `json:"pending"`         // tables still to snapshot; the first is in progress
 	After   [][]byte `json:"after,omitempty"` // key (text) of the last row of the last finished chunk
+	// The chunk in progress, if any: its upper key (none when Open), so
+	// a restart re-reads the same key range and routes changes the same way.
+	Active bool     `json:"active,omitempty"`
+	Hi     [][]byte `json:"hi,omitempty"`
+	Open   bool     `json:"open,omitempty"`
 }
 
 // binlogPos orders file:pos positions.
@@ -66,9 +72,10 @@ func fileSeq(name string) int64 {
 
 // Source is one mysql_cdc reader.
 type Source struct {
-	set settings
-	env connectors.Env
-	log *slog.Logger
+	set       settings
+	env       connectors.Env
+	log       *slog.Logger
+	batchRows int // maxBatchRows; tests lower it to cut inside transactions
 
 	db     *sql.DB
 	syncer *replication.BinlogSyncer
@@ -88,10 +95,14 @@ type Source struct {
 		gno int64
 		ok  bool
 	}
-	boundary  binlogPos
-	inTxn     bool
-	txnRows   int64
-	skip      int64
+	boundary binlogPos
+	inTxn    bool
+	// emitted counts the changes emitted straight from the binlog since
+	// the restart point: the last transaction boundary, or while a chunk is
+	// in progress, the boundary where it began (chunkMark).
+	emitted   int64
+	skip      int64 // changes to drop after Open: emitted before the crash
+	chunkMark *position
 	notBefore uint32 // startup.timestamp: drop changes older than this
 
 	snap  *snapState
@@ -134,6 +145,9 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 			return fmt.Errorf("stored position %q: %w", from, err)
 		}
 		s.skip = start.Skip
+		// A restart inside a transaction that no chunk was reading: finish
+		// it before a chunk starts, as the first run did.
+		s.inTxn = start.Skip > 0 && (start.Snapshot == nil || !start.Snapshot.Active)
 	} else if start, err = s.startPosition(ctx); err != nil {
 		return err
 	}
@@ -295,15 +309,23 @@ func (s *Source) Position() connectors.Position {
 }
 
 func (s *Source) encodePosition() connectors.Position {
-	p := position{File: s.boundary.File, Pos: s.boundary.Pos, Snapshot: s.snap}
-	if s.gset != nil {
-		p.GTID = s.gset.String()
+	var p position
+	if s.snap != nil && s.snap.Active && s.chunkMark != nil {
+		p = *s.chunkMark
+	} else {
+		p = position{File: s.boundary.File, Pos: s.boundary.Pos}
+		if s.gset != nil {
+			p.GTID = s.gset.String()
+		}
 	}
-	if s.inTxn {
-		p.Skip = s.txnRows
-	}
+	p.Snapshot, p.Skip = s.snap, s.emitted
 	b, _ := json.Marshal(p)
 	return b
+}
+
+// markHere makes the current boundary the restart point.
+func (s *Source) markHere() {
+	s.emitted, s.skip = 0, 0
 }
 
 // Close stops the stream and the connection pool.
@@ -351,13 +373,13 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	}
 	switch e := ev.Event.(type) {
 	case *replication.MariadbGTIDEvent:
-		s.inTxn, s.txnRows = true, 0
+		s.inTxn = true
 		s.txnMaria = e.GTID
 		if err := s.checkContiguous(e.GTID); err != nil {
 			return err
 		}
 	case *replication.GTIDEvent:
-		s.inTxn, s.txnRows = true, 0
+		s.inTxn = true
 		if sid, err := uuid.FromBytes(e.SID); err == nil {
 			s.txnMySQL.sid, s.txnMySQL.gno, s.txnMySQL.ok = sid, e.GNO, true
 		}
@@ -368,7 +390,7 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		uq := strings.ToUpper(q)
 		switch {
 		case uq == "BEGIN":
-			s.inTxn, s.txnRows = true, 0
+			s.inTxn = true
 		case uq == "COMMIT", strings.HasPrefix(uq, "XA COMMIT"), strings.HasPrefix(uq, "XA ROLLBACK"), uq == "ROLLBACK":
 			s.commit(h)
 		case strings.HasPrefix(uq, "XA "), strings.HasPrefix(uq, "SAVEPOINT"):
@@ -422,7 +444,10 @@ func (s *Source) commit(h *replication.EventHeader) {
 	}
 	s.txnMaria = mysql.MariadbGTID{}
 	s.txnMySQL.ok = false
-	s.inTxn, s.txnRows, s.skip = false, 0, 0
+	s.inTxn = false
+	if s.chunk == nil && (s.snap == nil || !s.snap.Active) {
+		s.markHere()
+	}
 	s.boundary = binlogPos{s.file, h.LogPos}
 	if h.Timestamp > 0 {
 		s.eventTime = time.Unix(int64(h.Timestamp), 0)
@@ -470,27 +495,20 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			k = connectors.Delete
 		}
 		for _, row := range e.Rows {
-			s.txnRows++
-			if s.txnRows <= s.skip {
-				continue
-			}
 			vals, err := conv(row)
 			if err != nil {
 				return err
 			}
-			if s.chunk != nil && s.chunk.t == t {
-				if s.chunk.route(k, vals) {
-					continue
-				}
+			if s.chunk != nil && s.chunk.t == t && s.chunk.route(k, vals) {
+				continue
+			}
+			if s.replayed() {
+				continue
 			}
 			s.emit(t, k, vals)
 		}
 	case replication.EnumRowsEventTypeUpdate:
 		for i := 0; i+1 < len(e.Rows); i += 2 {
-			s.txnRows++
-			if s.txnRows <= s.skip {
-				continue
-			}
 			before, err := conv(e.Rows[i])
 			if err != nil {
 				return err
@@ -506,20 +524,32 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 						continue
 					}
 				} else {
-					if !s.chunk.route(connectors.Delete, before) {
+					if !s.chunk.route(connectors.Delete, before) && !s.replayed() {
 						s.emit(t, connectors.Delete, before)
 					}
-					if !s.chunk.route(connectors.Insert, after) {
+					if !s.chunk.route(connectors.Insert, after) && !s.replayed() {
 						s.emit(t, connectors.Insert, after)
 					}
 					continue
 				}
 			}
-			s.emit(t, connectors.UpdateBefore, before)
-			s.emit(t, connectors.UpdateAfter, after)
+			// Each row counts on its own: a batch may end between the two.
+			if !s.replayed() {
+				s.emit(t, connectors.UpdateBefore, before)
+			}
+			if !s.replayed() {
+				s.emit(t, connectors.UpdateAfter, after)
+			}
 		}
 	}
 	return nil
+}
+
+// replayed counts a row about to be emitted and says whether it was
+// emitted before the restart (Position.Skip), so it is dropped.
+func (s *Source) replayed() bool {
+	s.emitted++
+	return s.emitted <= s.skip
 }
 
 func namesMatch(names []string, t *table) bool {
@@ -550,7 +580,7 @@ func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
 		appendValue(s.cur.rb.Field(i+1), v)
 	}
 	s.cur.n++
-	if s.cur.n >= maxBatchRows {
+	if s.cur.n >= s.batchRows {
 		s.cut()
 	}
 }

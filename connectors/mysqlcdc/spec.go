@@ -35,7 +35,7 @@ func Spec() connectors.Spec {
 			if log == nil {
 				log = discardLogger
 			}
-			return &Source{set: set, env: env, log: log}, nil
+			return &Source{set: set, env: env, log: log, batchRows: maxBatchRows}, nil
 		},
 		Check: func(ctx context.Context, cfg connectors.Config) error {
 			set, err := parseSettings(cfg)

@@ -227,7 +227,7 @@ func (s *Server) Kill() {
 // Checksum is invariant I2's order-independent content digest of a table,
 // per bucket of 1000 values of the first key column (so a mismatch can be
 // located): bucket → "count:xor-of-crc32". Text columns are rendered with
-// QUOTE in utf8mb4 (NULL, the string 'NULL' and '' stay distinct, character
+// QUOTE in utf8mb4 (NULL, the string 'NULL' and ” stay distinct, character
 // sets may differ), binary ones in hex; run it on the
 // source and the target and compare.
 func Checksum(db *sql.DB, database, table string) (map[string]string, error) {

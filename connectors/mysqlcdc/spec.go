@@ -28,6 +28,10 @@ func Spec() connectors.Spec {
 			if err != nil {
 				return nil, err
 			}
+			if env.Parallelism > 1 {
+				return nil, fmt.Errorf("%w: mysql_cdc reads one binlog stream per job, so the job's parallelism must be 1 (it is %d)",
+					connectors.ErrPrecondition, env.Parallelism)
+			}
 			if set.serverID == 0 {
 				set.serverID = allocatedServerID(env.JobID)
 			}

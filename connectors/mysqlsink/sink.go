@@ -513,7 +513,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		have, ok := existing[strings.ToLower(f.Name)]
 		switch {
 		case !ok:
-			alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+want)
+			alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+want+placement(fields, i))
 		case sourceType(f) != "" && !strings.EqualFold(have, sourceType(f)):
 			alters = append(alters, "MODIFY COLUMN "+quote(f.Name)+" "+want)
 		}
@@ -535,6 +535,14 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 	return t, nil
 }
 
+// placement keeps an added column where the source has it.
+func placement(fields []arrow.Field, i int) string {
+	if i == 0 {
+		return " FIRST"
+	}
+	return " AFTER " + quote(fields[i-1].Name)
+}
+
 func (s *Sink) log(msg string, args ...any) {
 	if s.env.Logger != nil {
 		s.env.Logger.Info(msg, args...)
@@ -554,7 +562,7 @@ func (s *Sink) requireColumns(t *target, existing map[string]string) error {
 		var alters []string
 		for i, f := range t.schema.Fields()[1:] {
 			if contains(missing, f.Name) {
-				alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+columnType(f, contains(t.pk, i)))
+				alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+columnType(f, contains(t.pk, i))+placement(t.schema.Fields()[1:], i))
 			}
 		}
 		stmt := "ALTER TABLE " + t.quoted() + " " + strings.Join(alters, ", ")

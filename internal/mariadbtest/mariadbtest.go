@@ -232,11 +232,11 @@ func (s *Server) Kill() {
 // source and the target and compare.
 func Checksum(db *sql.DB, database, table string) (map[string]string, error) {
 	rows, err := db.Query(`SELECT COLUMN_NAME, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION`, database, table)
+		WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY COLUMN_NAME`, database, table)
 	if err != nil {
 		return nil, err
 	}
-	var cols []string
+	var cols []string // by name: column order may differ, content may not
 	bucket := "0"
 	for rows.Next() {
 		var name, key, typ string

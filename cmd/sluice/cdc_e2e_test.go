@@ -169,3 +169,111 @@ func TestCDCToMySQLSurvivesKill9(t *testing.T) {
 		t.Errorf("sluice.metrics has %d of shop.orders, shop.items with writes, want 2", got)
 	}
 }
+
+// TestCDCMisconfigurationsAnswered: every misconfiguration issue 4 lists
+// is refused at CREATE with error 1429 and what to fix, the catalog stays
+// as it was; a binlog purged past a paused job fails it loudly on RESUME.
+func TestCDCMisconfigurationsAnswered(t *testing.T) {
+	db := mariadbtest.Start(t)
+	db.Exec(t, "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)", "CREATE TABLE app.nopk (v INT)",
+		"CREATE USER weak@'%' IDENTIFIED BY 'weakpw'", "GRANT SELECT ON *.* TO weak@'%'",
+		"CREATE USER halfrepl@'%' IDENTIFIED BY 'halfpw'", "GRANT SELECT, REPLICATION SLAVE ON *.* TO halfrepl@'%'")
+	nobinlog := mariadbtest.Start(t, "--skip-log-bin")
+	n := newNode(t)
+	n.start()
+	src := func(port int, user, pass, tables string, extra string) string {
+		return fmt.Sprintf(`CREATE SYNC JOB bad FROM mysql_cdc ('host'='127.0.0.1', 'port'='%d', 'user'='%s', 'password'='%s', 'tables'='%s'%s)
+			TO blackhole ()`, port, user, pass, tables, extra)
+	}
+	deadPort := 1
+	cases := []struct {
+		name, stmt, want string
+		setup, undo      string
+	}{
+		{"wrong password", src(db.Port, "repl", "nope", `app\\.t`, ""), "wrong user or password", "", ""},
+		{"unreachable", src(deadPort, "repl", "replpw", `app\\.t`, ""), "cannot reach 127.0.0.1:1", "", ""},
+		{"binlog off", src(nobinlog.Port, "admin", "adminpw", `app\\.t`, ""), "binary logging is off", "", ""},
+		{"binlog_format", src(db.Port, "repl", "replpw", `app\\.t`, ""), "binlog_format is MIXED",
+			"SET GLOBAL binlog_format = 'MIXED'", "SET GLOBAL binlog_format = 'ROW'"},
+		{"row image", src(db.Port, "repl", "replpw", `app\\.t`, ""), "binlog_row_image is MINIMAL",
+			"SET GLOBAL binlog_row_image = 'MINIMAL'", "SET GLOBAL binlog_row_image = 'FULL'"},
+		{"no replication privilege", src(db.Port, "weak", "weakpw", `app\\.t`, ""), "lacks REPLICATION SLAVE", "", ""},
+		{"no binlog monitor", src(db.Port, "halfrepl", "halfpw", `app\\.t`, ""), "lacks BINLOG MONITOR", "", ""},
+		{"unknown table", src(db.Port, "repl", "replpw", `app\\.nosuch`, ""), "no table on 127.0.0.1", "", ""},
+		{"no primary key", src(db.Port, "repl", "replpw", `app\\..*`, ""), "app.nopk has no primary key", "", ""},
+		{"bad regex", src(db.Port, "repl", "replpw", `app\\.(`, ""), "is not a regular expression", "", ""},
+	}
+	if nobinlog.Port == 0 {
+		t.Fatal("no second server")
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.setup != "" {
+				db.Exec(t, c.setup)
+				defer db.Exec(t, c.undo)
+			}
+			out, err := n.run(c.stmt)
+			if err == nil || !strings.Contains(out, c.want) {
+				t.Fatalf("want an error containing %q, got %v: %s", c.want, err, out)
+			}
+			if c.name != "bad regex" && !strings.Contains(out, "ERROR 1429") {
+				t.Errorf("want ERROR 1429, got %s", out)
+			}
+			if got := n.int("SELECT COUNT(*) FROM sluice.jobs"); got != 0 {
+				t.Fatalf("the catalog changed: %d jobs", got)
+			}
+		})
+	}
+
+	// A server_id is one job's.
+	n.sql(src(db.Port, "repl", "replpw", `app\\.t`, ", 'server_id'='4242'"))
+	out, err := n.run(strings.Replace(src(db.Port, "repl", "replpw", `app\\.t`, ", 'server_id'='4242'"), "JOB bad", "JOB bad2", 1))
+	if err == nil || !strings.Contains(out, "4242 is already used by job bad") {
+		t.Fatalf("duplicate server_id: %v %s", err, out)
+	}
+
+	// A binlog purged past a paused job's position: RESUME fails loudly.
+	n.waitFor("job bad running", func() bool { return n.state("bad") == "RUNNING" })
+	n.sql("ALTER SYNC JOB bad SET ('retry.times'='0')")
+	n.sql("PAUSE SYNC JOB bad")
+	n.waitFor("job bad paused", func() bool { return n.state("bad") == "PAUSED" })
+	db.Exec(t, "INSERT INTO app.t VALUES (1, 1)", "FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (2, 2)", "FLUSH BINARY LOGS")
+	var last string
+	admin := db.Open(t, "")
+	rows, err := admin.Query("SHOW BINARY LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var size any
+		_ = rows.Scan(&name, &size)
+		last = name
+	}
+	rows.Close()
+	for i := 0; ; i++ { // the server keeps a log a closing dump thread still reads
+		db.Exec(t, "PURGE BINARY LOGS TO '"+last+"'")
+		var first string
+		if err := admin.QueryRow("SHOW BINARY LOGS").Scan(&first, new(any)); err != nil {
+			t.Fatal(err)
+		}
+		if first == last {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("PURGE kept %s", first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.sql("RESUME SYNC JOB bad")
+	deadline := time.Now().Add(60 * time.Second) // the binlog client retries ~10 s first
+	for n.state("bad") != "FAILED" {
+		if time.Now().After(deadline) {
+			t.Fatalf("job bad is %s, not FAILED, a minute after its binlog was purged", n.state("bad"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if msg := n.sql("SELECT error FROM sluice.jobs WHERE name = 'bad'"); !strings.Contains(msg, "is gone from the server") {
+		t.Fatalf("error after purge: %s", msg)
+	}
+}

@@ -20,7 +20,7 @@ var allowed = map[string][]string{
 	"raftstore":  {},
 	"exec":       {"catalog", "connectors"},
 	"connectors": {"connectors"},
-	"bench":      {"exec", "catalog", "connectors", "raftstore", "planner"},
+	"bench":      {"exec", "catalog", "connectors", "raftstore", "planner", "internal"},
 	"internal":   {"sqlfront", "planner", "catalog", "raftstore", "exec", "connectors"},
 }
 

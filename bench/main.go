@@ -44,6 +44,8 @@ func run() error {
 	rows := flag.Int64("rows", 10_000_000, "rows per run")
 	runs := flag.Int("runs", 3, "runs of each side (the median is reported)")
 	out := flag.String("out", "bench/out", "output directory")
+	cdcRows := flag.Int("cdc-rows", 1_000_000, "rows of the CDC benchmark table")
+	only := flag.String("only", "", "run only the report with this file name")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
 	if *profile != "" {
@@ -67,8 +69,12 @@ func run() error {
 		{"engine_overhead.json", func() ([]Figure, error) { return engineOverhead(*rows, *runs) }},
 		{"checkpoint_commit.json", func() ([]Figure, error) { return checkpointCommit(500) }},
 		{"checkpoint_cost.json", func() ([]Figure, error) { return checkpointCost(5**rows, *runs) }}, // runs of several seconds: several checkpoints each
+		{"cdc_mysql.json", func() ([]Figure, error) { return cdcBench(*cdcRows) }},
 	}
 	for _, r := range reports {
+		if *only != "" && r.file != *only {
+			continue
+		}
 		figs, err := r.run()
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.file, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow/decimal128"
@@ -188,9 +189,28 @@ func (s *Source) startChunk(ctx context.Context) error {
 	if !redo {
 		q += fmt.Sprintf(" LIMIT %d", s.set.chunkSize)
 	}
-	n, last, h, err := s.scan(ctx, t, q, args, w)
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", t.key(), err)
+	// The reader may already hold a transaction that is in the binlog
+	// but not yet visible to a new snapshot (group commit writes the
+	// binlog first). Such a chunk would be older than changes already
+	// emitted: read it again until its watermark is not behind the reader.
+	reader := binlogPos{s.file, s.lastPos}
+	var n int
+	var last [][]byte
+	var h binlogPos
+	for attempt := 0; ; attempt++ {
+		w.rows, w.order = map[string]*bufRow{}, nil
+		var err error
+		if n, last, h, err = s.scan(ctx, t, q, args, w); err != nil {
+			return fmt.Errorf("snapshot %s: %w", t.key(), err)
+		}
+		if h.reached(reader) {
+			break
+		}
+		if attempt == 1000 {
+			return fmt.Errorf("snapshot %s: the server's snapshot position %s:%d stays behind the binlog already read (%s:%d)",
+				t.key(), h.File, h.Pos, reader.File, reader.Pos)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	w.h = h
 	switch {

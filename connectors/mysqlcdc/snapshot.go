@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow/decimal128"
 	"github.com/apache/arrow/go/v15/arrow/decimal256"
@@ -23,8 +23,8 @@ type chunkWork struct {
 	t      *table
 	lo, hi []any // canonical key bounds: (lo, hi]; nil lo = from the start, nil hi = to the end
 	hiText [][]byte
-	rows   map[string]*bufRow
-	order  []string
+	list   []*bufRow          // the chunk's rows in order, then keys added in the window
+	rows   map[string]*bufRow // index of list by key, built when a change first needs it
 	h      binlogPos
 }
 
@@ -36,6 +36,12 @@ type bufRow struct {
 // owns says whether a change of key belongs to the chunk: a key the chunk
 // holds (or held), or one inside its bounds.
 func (w *chunkWork) owns(key []any, ks string) bool {
+	if w.rows == nil { // most windows see no change of the chunk's keys
+		w.rows = make(map[string]*bufRow, len(w.list))
+		for _, r := range w.list {
+			w.rows[w.t.keyString(r.vals)] = r
+		}
+	}
 	if _, ok := w.rows[ks]; ok {
 		return true
 	}
@@ -56,7 +62,7 @@ func (w *chunkWork) route(k connectors.RowKind, vals []any) bool {
 	if !ok {
 		r = &bufRow{}
 		w.rows[ks] = r
-		w.order = append(w.order, ks)
+		w.list = append(w.list, r)
 	}
 	r.vals, r.deleted = vals, k == connectors.Delete || k == connectors.UpdateBefore
 	return true
@@ -152,7 +158,7 @@ func (s *Source) startChunk(ctx context.Context) error {
 	}
 	q := "SELECT " + strings.Join(cols, ",") + " FROM " + quoteIdent(t.ID.Database) + "." + quoteIdent(t.ID.Table)
 	var args []any
-	w := &chunkWork{t: t, rows: map[string]*bufRow{}}
+	w := &chunkWork{t: t}
 	if s.snap.After != nil {
 		q += " WHERE (" + strings.Join(keyCols, ",") + ") > (" + strings.Join(marks, ",") + ")"
 		for i, k := range t.PK {
@@ -198,7 +204,7 @@ func (s *Source) startChunk(ctx context.Context) error {
 	var last [][]byte
 	var h binlogPos
 	for attempt := 0; ; attempt++ {
-		w.rows, w.order = map[string]*bufRow{}, nil
+		w.rows, w.list = nil, nil
 		var err error
 		if n, last, h, err = s.scan(ctx, t, q, args, w); err != nil {
 			return fmt.Errorf("snapshot %s: %w", t.key(), err)
@@ -316,11 +322,7 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 			}
 			vals[i] = v
 		}
-		ks := t.keyString(vals)
-		if _, dup := w.rows[ks]; !dup {
-			w.order = append(w.order, ks)
-		}
-		w.rows[ks] = &bufRow{vals: vals}
+		w.list = append(w.list, &bufRow{vals: vals})
 		n++
 		last = last[:0]
 		for _, k := range t.PK {
@@ -343,11 +345,11 @@ func (s *Source) finishChunk() error {
 	w := s.chunk
 	s.chunk = nil
 	s.cut()
-	for _, ks := range w.order {
+	for _, r := range w.list {
 		// A key deleted in the window may have reached the sink before
 		// the chunk started (a change of a not-yet-snapshotted key), so
 		// its delete is emitted too; for other keys it is a no-op.
-		if r := w.rows[ks]; r.deleted {
+		if r.deleted {
 			s.emit(w.t, connectors.Delete, r.vals)
 		} else {
 			s.emit(w.t, connectors.Insert, r.vals)

@@ -460,19 +460,27 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	if t == nil || len(e.Rows) == 0 {
 		return nil
 	}
-	if len(e.Rows[0]) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
+	if len(t.pendingDDL) > 0 || len(e.Rows[0]) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
+		// The table changed since its schema was taken: the binlog's own
+		// description (FULL row metadata) of these rows decides, with the
+		// current table filling in exact types of columns it still has.
 		nt, err := loadTable(ctx, s.db, t.ID, s.set.chunkKey)
 		if err != nil {
 			return err
 		}
 		if len(e.Rows[0]) != len(nt.Cols) || !namesMatch(e.Table.ColumnNameString(), nt) {
-			return fmt.Errorf("%w: table %s has columns %v in the binlog at %s:%d but %v now; "+
-				"a schema change between them cannot be replayed: re-create the job", connectors.ErrPrecondition,
-				t.key(), e.Table.ColumnNameString(), s.file, h.LogPos, nt.colNames())
+			if nt, err = tableFromMap(e.Table, nt); err != nil {
+				return fmt.Errorf("%w: table %s has columns %v in the binlog at %s:%d but %v now, and the binlog does not describe them: %v",
+					connectors.ErrPrecondition, t.key(), e.Table.ColumnNameString(), s.file, h.LogPos, t.colNames(), err)
+			}
+		}
+		ddl := strings.Join(t.pendingDDL, ";\n")
+		if ddl == "" {
+			ddl = "-- schema changed"
 		}
 		s.tables[t.key()] = nt
 		t = nt
-		s.announce(t, "-- schema reloaded")
+		s.announce(t, ddl)
 	}
 	if h.Timestamp > 0 {
 		s.eventTime = time.Unix(int64(h.Timestamp), 0)
@@ -649,6 +657,13 @@ func (s *Source) ddl(ctx context.Context, schema, q string) error {
 		if old == nil {
 			return nil
 		}
+		// The current schema is this DDL's result only if nothing follows
+		// it in the binlog yet; otherwise the next rows event describes
+		// the table as of its position (see rows).
+		old.pendingDDL = append(old.pendingDDL, q)
+		if end, err := masterStatus(ctx, s.db); err != nil || !(binlogPos{s.file, s.lastPos}).reached(end) {
+			return nil
+		}
 		t, err := loadTable(ctx, s.db, id, s.set.chunkKey)
 		if err != nil {
 			if errors.Is(err, connectors.ErrPrecondition) && strings.Contains(err.Error(), "does not exist") {
@@ -657,7 +672,7 @@ func (s *Source) ddl(ctx context.Context, schema, q string) error {
 			return err
 		}
 		s.tables[id.String()] = t
-		s.announce(t, q)
+		s.announce(t, strings.Join(old.pendingDDL, ";\n"))
 	case createRe.MatchString(q):
 		id := tableName(createRe.FindStringSubmatch(q), 1, schema)
 		if !s.set.matches(id) || s.tables[id.String()] != nil {

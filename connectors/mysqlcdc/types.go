@@ -68,6 +68,9 @@ type table struct {
 	PK     []int // column indexes of the chunk key (primary key or snapshot.chunk.key)
 	HasPK  bool  // PK is the real primary key
 	schema *arrow.Schema
+	// pendingDDL: ALTERs read from the binlog whose result is not known yet
+	// (the reader lags; the next rows event describes the table).
+	pendingDDL []string
 }
 
 // key returns the "db.table" form used in options and positions.

@@ -98,9 +98,39 @@ func sameTables(t *testing.T, db *sql.DB, src, dst string, tables []string, with
 			return
 		}
 		if time.Now().After(deadline) {
+			for _, tb := range tables {
+				diffKeys(t, db, src, dst, tb)
+			}
 			t.Fatalf("tables differ after %s: %s", within, last)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// diffKeys logs up to 10 primary keys whose rows differ between two
+// copies of a table, to locate a mismatch.
+func diffKeys(t *testing.T, db *sql.DB, src, dst, table string) {
+	var pk string
+	if err := db.QueryRow(`SELECT GROUP_CONCAT(CONCAT('`+"`"+`', COLUMN_NAME, '`+"`"+`') ORDER BY ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'`, src, table).Scan(&pk); err != nil {
+		t.Log(err)
+		return
+	}
+	for _, q := range []string{
+		fmt.Sprintf("SELECT CONCAT_WS(',', %[1]s) FROM `%[2]s`.`%[4]s` a WHERE (%[1]s) NOT IN (SELECT %[1]s FROM `%[3]s`.`%[4]s`) LIMIT 10", pk, src, dst, table),
+		fmt.Sprintf("SELECT CONCAT_WS(',', %[1]s) FROM `%[3]s`.`%[4]s` a WHERE (%[1]s) NOT IN (SELECT %[1]s FROM `%[2]s`.`%[4]s`) LIMIT 10", pk, src, dst, table),
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		for rows.Next() {
+			var k string
+			_ = rows.Scan(&k)
+			t.Logf("%s: key (%s) in only one of %s, %s (%s)", table, k, src, dst, q[:60])
+		}
+		rows.Close()
 	}
 }
 
@@ -152,7 +182,7 @@ func TestCDCToMySQLSurvivesKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sameTables(t, admin, "shop", "replica", []string{"orders", "items", "customers"}, 90*time.Second)
+	sameTables(t, admin, "shop", "replica", []string{"orders", "items", "customers"}, 60*time.Second)
 	if st := n.state("shop"); st != "RUNNING" {
 		t.Fatalf("job is %s: %s", st, n.sql("SELECT error FROM sluice.jobs WHERE name = 'shop'"))
 	}

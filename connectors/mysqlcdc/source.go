@@ -347,8 +347,11 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// handle applies one binlog event to the reader state.
+// handle applies one binlog event to the reader state. The event is
+// already taken from the queue, so its queries must not be cut short by the
+// Read's context (a checkpoint trigger): that would lose the event.
 func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	ctx = context.WithoutCancel(ctx)
 	h := ev.Header
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:

@@ -13,7 +13,7 @@ import (
 // ours; nothing imports cmd or sqlfront. internal/testnode is test wiring,
 // like cmd.
 var allowed = map[string][]string{
-	"cmd":        {"sqlfront", "planner", "catalog", "raftstore", "exec", "connectors"},
+	"cmd":        {"sqlfront", "planner", "catalog", "raftstore", "exec", "connectors", "internal"},
 	"sqlfront":   {"planner", "catalog", "raftstore", "exec", "connectors"},
 	"planner":    {"catalog", "connectors"},
 	"catalog":    {"raftstore"},

@@ -28,6 +28,7 @@ var (
 type Env struct {
 	Job         string
 	JobID       uint64 // unique for the catalog's lifetime; sources derive ids from it
+	Attempt     int    // the job's run number; sinks put it in transaction labels
 	Subtask     int    // 0-based index of this parallel instance
 	Parallelism int    // number of parallel instances of the vertex
 	Alloc       memory.Allocator

@@ -31,6 +31,7 @@ import (
 	"sluice/connectors/file"
 	"sluice/connectors/mysqlcdc"
 	"sluice/connectors/mysqlsink"
+	"sluice/connectors/starrocks"
 	"sluice/connectors/tablerename"
 	"sluice/exec"
 	"sluice/planner"
@@ -187,6 +188,7 @@ func Registry() *connectors.Registry {
 		tablerename.Spec(),
 		mysqlcdc.Spec(),
 		mysqlsink.Spec(),
+		starrocks.Spec(),
 	)
 }
 

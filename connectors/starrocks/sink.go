@@ -1,0 +1,703 @@
+package starrocks
+
+import (
+	"context"
+	"crypto/sha1"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"sluice/connectors"
+)
+
+// Spec declares the starrocks sink.
+func Spec() connectors.Spec {
+	return connectors.Spec{
+		Name:        "starrocks",
+		Kind:        connectors.KindSink,
+		Description: "StarRocks Stream Load (JSON, __op upserts/deletes); exactly-once through the Stream Load transaction API",
+		Options:     Options,
+		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
+			return newSink(cfg, env), nil
+		},
+	}
+}
+
+// Options of the starrocks sink.
+var Options = connectors.OptionSet{
+	{Name: "fe", Type: connectors.TypeList, Required: true, Description: "FE HTTP addresses host:port, comma-separated; tried in order"},
+	{Name: "query_port", Type: connectors.TypeInt, Default: "9030", Min: connectors.Int64(1), Max: connectors.Int64(65535), Description: "FE MySQL-protocol port, for creating tables"},
+	{Name: "user", Type: connectors.TypeString, Required: true, Description: "needs INSERT on the target tables (CREATE TABLE for save_mode create_if_missing)"},
+	{Name: "password", Type: connectors.TypeString, Secret: true, Description: "password of user"},
+	{Name: "database", Type: connectors.TypeString, Default: "${database}", Description: "target database; ${database} and ${table} name the source's"},
+	{Name: "table", Type: connectors.TypeString, Default: "${table}", Description: "target table; ${database} and ${table} name the source's (after transforms)"},
+	{Name: "format", Type: connectors.TypeEnum, Default: "json", Enum: []string{"json"}, Description: "load format (CSV is not implemented)"},
+	{Name: "batch.max_rows", Type: connectors.TypeInt, Default: "500000", Min: connectors.Int64(1), Description: "rows per load"},
+	{Name: "batch.max_bytes", Type: connectors.TypeInt, Default: "94371840", Min: connectors.Int64(1024), Description: "bytes per load"},
+	{Name: "batch.interval", Type: connectors.TypeDuration, Default: "30s", MinDuration: 100 * time.Millisecond,
+		Description: "at-least-once: longest time rows wait; StarRocks wants at most one load per table every 30-60 s in production"},
+	{Name: "semantic", Type: connectors.TypeEnum, Default: "at-least-once", Enum: []string{"at-least-once", "exactly-once"},
+		Description: "exactly-once: one transaction per table per checkpoint, committed after the catalog commits it"},
+	{Name: "max_retries", Type: connectors.TypeInt, Default: "3", Min: connectors.Int64(0), Max: connectors.Int64(100), Description: "retries of a failed request, with the same label"},
+	{Name: "retry.backoff", Type: connectors.TypeDuration, Default: "1s", MinDuration: time.Millisecond, Description: "first retry delay; doubles"},
+	{Name: "http.timeout", Type: connectors.TypeDuration, Default: "60s", MinDuration: time.Second, Description: "per HTTP request"},
+	{Name: "label.prefix", Type: connectors.TypeString, Default: "sluice", Description: "start of every load label"},
+	{Name: "partial_update", Type: connectors.TypeBool, Default: "false", Description: "send only the batch's columns (primary-key tables)"},
+	{Name: "save_mode", Type: connectors.TypeEnum, Default: "create_if_missing", Enum: []string{"create_if_missing", "error_if_missing", "ignore"},
+		Description: "create_if_missing: CREATE TABLE … PRIMARY KEY over query_port when the table is missing"},
+}
+
+type settings struct {
+	fes                  []string
+	queryPort            int
+	user, password       string
+	database, table      string
+	maxRows, maxBytes    int
+	interval             time.Duration
+	exactlyOnce, partial bool
+	retries              int
+	backoff, timeout     time.Duration
+	prefix, saveMode     string
+}
+
+func parse(cfg connectors.Config) settings {
+	return settings{fes: cfg.List("fe"), queryPort: int(cfg.Int("query_port")), user: cfg.String("user"), password: cfg.String("password"),
+		database: cfg.String("database"), table: cfg.String("table"), maxRows: int(cfg.Int("batch.max_rows")),
+		maxBytes: int(cfg.Int("batch.max_bytes")), interval: cfg.Duration("batch.interval"),
+		exactlyOnce: cfg.String("semantic") == "exactly-once", partial: cfg.Bool("partial_update"),
+		retries: int(cfg.Int("max_retries")), backoff: cfg.Duration("retry.backoff"), timeout: cfg.Duration("http.timeout"),
+		prefix: cfg.String("label.prefix"), saveMode: cfg.String("save_mode")}
+}
+
+// target is one StarRocks table and the rows waiting for it.
+type target struct {
+	db, table string
+	pk        []string
+	cols      []string
+	rows      map[string]int // key → index in buf (the last change of a key wins)
+	buf       [][]byte       // JSON objects
+	bytes     int
+	since     time.Time
+	txn       string // exactly-once: the open transaction's label
+	loaded    bool   // exactly-once: rows were loaded into txn
+}
+
+// Sink writes to StarRocks. With semantic at-least-once every flush is a
+// Stream Load with a fresh label (reused on retries); with exactly-once
+// the rows between two checkpoints go into one transaction per table,
+// prepared at the barrier and committed when the catalog has committed the
+// checkpoint.
+type Sink struct {
+	set     settings
+	env     connectors.Env
+	c       *client
+	targets map[connectors.TableID]*target
+	seq     int // at-least-once: loads so far (labels)
+	run     string
+
+	// exactly-once
+	base     uint64          // checkpoint this run recovered from
+	k        int             // barriers so far in this run
+	prepared []preparedBatch // prepared, not yet committed
+	known    map[string][2]string
+}
+
+type preparedBatch struct {
+	ID     uint64      `json:"id"`
+	Labels [][3]string `json:"labels"` // db, table, label
+}
+
+// state is what a checkpoint stores for a task (exactly-once).
+type state struct {
+	Base     uint64          `json:"base"`
+	K        int             `json:"k"`
+	Tables   [][2]string     `json:"tables"`
+	Prepared []preparedBatch `json:"prepared"`
+}
+
+func newSink(cfg connectors.Config, env connectors.Env) *Sink {
+	set := parse(cfg)
+	return &Sink{set: set, env: env, targets: map[connectors.TableID]*target{}, known: map[string][2]string{},
+		c: newClient(set.fes, set.user, set.password, set.timeout, set.retries, set.backoff)}
+}
+
+// Open checks the FE answers.
+func (s *Sink) Open(ctx context.Context) error {
+	s.run = fmt.Sprintf("a%d", s.env.Attempt)
+	return nil
+}
+
+var labelChars = regexp.MustCompile(`[^A-Za-z0-9_]`)
+
+// label builds a load label: deterministic, [A-Za-z0-9_], at most 128.
+func (s *Sink) label(parts ...string) string {
+	l := labelChars.ReplaceAllString(strings.Join(append([]string{s.set.prefix, s.env.Job, strconv.Itoa(s.env.Subtask)}, parts...), "_"), "_")
+	if len(l) > 128 {
+		h := sha1.Sum([]byte(l))
+		l = l[:87] + "_" + hex.EncodeToString(h[:])
+	}
+	return l
+}
+
+func placeholder(pattern string, id connectors.TableID) string {
+	return strings.NewReplacer("${database}", id.Database, "${table}", id.Table).Replace(pattern)
+}
+
+// Write encodes a batch's rows as JSON with __op, keeping the last change
+// per key.
+func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
+	t, err := s.target(ctx, b)
+	if err != nil {
+		return err
+	}
+	kinds, err := connectors.RowKinds(b.Record)
+	if err != nil {
+		return err
+	}
+	fields := b.Record.Schema().Fields()
+	for i := 0; i < int(b.Record.NumRows()); i++ {
+		k := connectors.RowKind(kinds.Value(i))
+		del := k == connectors.Delete || k == connectors.UpdateBefore
+		obj := map[string]any{}
+		var key strings.Builder
+		for j := 1; j < len(fields); j++ {
+			obj[fields[j].Name] = jsonValue(b.Record.Column(j), i)
+		}
+		if len(t.pk) == 0 {
+			if del {
+				continue // a duplicate-key table keeps history: deletes do not apply
+			}
+		} else {
+			for _, c := range t.pk {
+				fmt.Fprintf(&key, "%v\x00", obj[c])
+			}
+			if del { // a delete needs only the key
+				kobj := map[string]any{}
+				for _, c := range t.pk {
+					kobj[c] = obj[c]
+				}
+				obj = kobj
+			}
+		}
+		op := 0
+		if del {
+			op = 1
+		}
+		obj["__op"] = op
+		data, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if t.rows == nil {
+			t.rows, t.since = map[string]int{}, time.Now()
+		}
+		if idx, ok := t.rows[key.String()]; ok && len(t.pk) > 0 {
+			t.bytes += len(data) - len(t.buf[idx])
+			t.buf[idx] = data
+		} else {
+			if len(t.pk) > 0 {
+				t.rows[key.String()] = len(t.buf)
+			}
+			t.buf = append(t.buf, data)
+			t.bytes += len(data)
+		}
+	}
+	if len(t.buf) >= s.set.maxRows || t.bytes >= s.set.maxBytes || (!s.set.exactlyOnce && time.Since(t.since) >= s.set.interval) {
+		return s.flushTarget(ctx, t)
+	}
+	return nil
+}
+
+// target resolves (and on first sight prepares) the table of a batch.
+func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) {
+	id := b.Table
+	if t := s.targets[id]; t != nil && b.DDL == "" {
+		return t, nil
+	}
+	t := s.targets[id]
+	if t == nil {
+		t = &target{db: placeholder(s.set.database, id), table: placeholder(s.set.table, id)}
+		s.targets[id] = t
+	}
+	schema := b.Record.Schema()
+	t.cols = t.cols[:0]
+	for _, f := range schema.Fields()[1:] {
+		t.cols = append(t.cols, f.Name)
+	}
+	t.pk = nil
+	if v, ok := schema.Metadata().GetValue(connectors.MetaPrimaryKey); ok && v != "" {
+		t.pk = strings.Split(v, ",")
+	}
+	s.known[t.db+"."+t.table] = [2]string{t.db, t.table}
+	if s.set.saveMode != "ignore" {
+		if err := s.ensureTable(ctx, t, schema); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// body is a JSON array of the buffered rows.
+func (t *target) body() []byte {
+	var b strings.Builder
+	b.Grow(t.bytes + len(t.buf) + 2)
+	b.WriteByte('[')
+	for i, r := range t.buf {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(r)
+	}
+	b.WriteByte(']')
+	return []byte(b.String())
+}
+
+func (s *Sink) loadHeaders(t *target, label string) map[string]string {
+	h := map[string]string{"format": "json", "strip_outer_array": "true", "strict_mode": "true",
+		"max_filter_ratio": "0", "ignore_json_size": "true", "label": label, "db": t.db, "table": t.table,
+		"timeout": "600"}
+	if s.set.partial && len(t.pk) > 0 {
+		h["partial_update"] = "true"
+		h["columns"] = "`" + strings.Join(t.cols, "`,`") + "`,__op"
+	}
+	return h
+}
+
+func (t *target) reset() {
+	t.rows, t.buf, t.bytes = nil, nil, 0
+}
+
+// flushTarget sends t's buffer: a Stream Load (at-least-once) or a load
+// into the open transaction (exactly-once).
+func (s *Sink) flushTarget(ctx context.Context, t *target) error {
+	if len(t.buf) == 0 {
+		return nil
+	}
+	if s.set.exactlyOnce {
+		if err := s.txnLoad(ctx, t); err != nil {
+			return err
+		}
+		t.reset()
+		return nil
+	}
+	s.seq++
+	label := s.label(t.db, t.table, s.run, strconv.Itoa(s.seq))
+	body := t.body()
+	err := s.c.retry(ctx, func() error {
+		r, err := s.c.do(ctx, http.MethodPut, "/api/"+t.db+"/"+t.table+"/_stream_load", s.loadHeaders(t, label), body)
+		if err != nil {
+			return err
+		}
+		return s.loadOutcome(ctx, t, label, r)
+	})
+	if err != nil {
+		return fmt.Errorf("stream load %s.%s (label %s): %w", t.db, t.table, label, err)
+	}
+	t.reset()
+	return nil
+}
+
+// loadOutcome reads a Stream Load answer: done, retry (same label), or fail.
+func (s *Sink) loadOutcome(ctx context.Context, t *target, label string, r response) error {
+	switch r.Status {
+	case "Success", "OK", "Publish Timeout": // Publish Timeout: committed, visible later
+		return nil
+	case "Label Already Exists":
+		switch strings.ToUpper(r.ExistingJobStatus) {
+		case "FINISHED", "VISIBLE", "COMMITTED":
+			return nil // an earlier try of this very load succeeded
+		case "RUNNING", "PREPARE", "PREPARED", "":
+			st, err := s.c.loadState(ctx, t.db, label)
+			if err != nil {
+				return err
+			}
+			switch st {
+			case "VISIBLE", "COMMITTED":
+				return nil
+			case "ABORTED", "UNKNOWN":
+				return fmt.Errorf("label %s ended %s", label, st)
+			}
+			return fmt.Errorf("%w: label %s still %s", errTransient, label, st)
+		}
+		return fmt.Errorf("label %s exists as %s", label, r.ExistingJobStatus)
+	}
+	msg := r.Message
+	if txt := s.c.errorText(ctx, r.ErrorURL); txt != "" {
+		msg += "; rejected rows: " + txt
+	}
+	if s.env.Logger != nil {
+		s.env.Logger.Warn("stream load failed", "table", t.db+"."+t.table, "label", label, "status", r.Status, "message", msg)
+	}
+	return fmt.Errorf("StarRocks answered %s: %s", r.Status, msg)
+}
+
+// Flush writes every buffer (at a barrier, and before Close).
+func (s *Sink) Flush(ctx context.Context) error {
+	for _, t := range s.targets {
+		if err := s.flushTarget(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close drops unflushed rows: the engine flushes at every checkpoint.
+func (s *Sink) Close() error { return nil }
+
+// ---- exactly-once -------------------------------------------------------
+
+// txnLoad begins t's transaction for this checkpoint if needed and loads
+// the buffer into it.
+func (s *Sink) txnLoad(ctx context.Context, t *target) error {
+	if t.txn == "" {
+		label := s.label(t.db, t.table, strconv.FormatUint(s.base, 10), strconv.Itoa(s.k+1))
+		if err := s.begin(ctx, t.db, t.table, label); err != nil {
+			return err
+		}
+		t.txn = label
+	}
+	body := t.body()
+	err := s.c.retry(ctx, func() error {
+		r, err := s.c.do(ctx, http.MethodPut, "/api/transaction/load", s.loadHeaders(t, t.txn), body)
+		if err != nil {
+			return err
+		}
+		if r.Status != "OK" {
+			return fmt.Errorf("load into transaction %s: %s %s", t.txn, r.Status, r.Message)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	t.loaded = true
+	return nil
+}
+
+func (s *Sink) txnCall(ctx context.Context, verb, db, table, label string) (response, error) {
+	var r response
+	err := s.c.retry(ctx, func() error {
+		var err error
+		r, err = s.c.do(ctx, http.MethodPost, "/api/transaction/"+verb, map[string]string{"db": db, "table": table, "label": label}, nil)
+		return err
+	})
+	return r, err
+}
+
+// begin opens a transaction; a leftover of a crashed run under the same
+// label is rolled back first.
+func (s *Sink) begin(ctx context.Context, db, table, label string) error {
+	for i := 0; i < 2; i++ {
+		r, err := s.txnCall(ctx, "begin", db, table, label)
+		if err != nil {
+			return fmt.Errorf("begin %s: %w", label, err)
+		}
+		switch r.Status {
+		case "OK":
+			return nil
+		case "LABEL_ALREADY_EXISTS":
+			switch strings.ToUpper(r.ExistingJobStatus) {
+			case "RUNNING", "PREPARE", "PREPARED":
+				if _, err := s.txnCall(ctx, "rollback", db, table, label); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("begin %s: the label was already committed (%s); refusing to load it twice", label, r.ExistingJobStatus)
+		default:
+			return fmt.Errorf("begin %s: %s %s", label, r.Status, r.Message)
+		}
+	}
+	return fmt.Errorf("begin %s: label still in use after rolling it back", label)
+}
+
+// PreCommit loads what is buffered and prepares every open transaction.
+func (s *Sink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	if !s.set.exactlyOnce {
+		return nil, nil
+	}
+	pb := preparedBatch{ID: id}
+	for _, t := range s.targets {
+		if len(t.buf) > 0 {
+			if err := s.txnLoad(ctx, t); err != nil {
+				return nil, err
+			}
+			t.reset()
+		}
+		if t.txn == "" {
+			continue
+		}
+		r, err := s.txnCall(ctx, "prepare", t.db, t.table, t.txn)
+		if err == nil && r.Status != "OK" {
+			// TXN_NOT_EXISTS after a retried prepare: check the label.
+			st, serr := s.c.loadState(ctx, t.db, t.txn)
+			if serr != nil || st != "PREPARED" {
+				err = fmt.Errorf("prepare %s: %s %s (state %s)", t.txn, r.Status, r.Message, st)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		pb.Labels = append(pb.Labels, [3]string{t.db, t.table, t.txn})
+		t.txn, t.loaded = "", false
+	}
+	s.k++
+	if len(pb.Labels) > 0 {
+		s.prepared = append(s.prepared, pb)
+	}
+	st := state{Base: s.base, K: s.k, Prepared: s.prepared}
+	for _, v := range s.known {
+		st.Tables = append(st.Tables, v)
+	}
+	return json.Marshal(st)
+}
+
+// Commit commits every transaction prepared up to checkpoint id.
+func (s *Sink) Commit(ctx context.Context, id uint64, _ []byte) error {
+	if !s.set.exactlyOnce {
+		return nil
+	}
+	var keep []preparedBatch
+	for _, pb := range s.prepared {
+		if pb.ID > id {
+			keep = append(keep, pb)
+			continue
+		}
+		for _, l := range pb.Labels {
+			if err := s.commitLabel(ctx, l[0], l[1], l[2]); err != nil {
+				return err
+			}
+		}
+	}
+	s.prepared = keep
+	return nil
+}
+
+// commitLabel commits a prepared transaction; an earlier commit whose
+// answer was lost shows as COMMITTED or VISIBLE.
+func (s *Sink) commitLabel(ctx context.Context, db, table, label string) error {
+	r, err := s.txnCall(ctx, "commit", db, table, label)
+	if err == nil && r.Status == "OK" {
+		return nil
+	}
+	st, serr := s.c.loadState(ctx, db, label)
+	if serr == nil && (st == "VISIBLE" || st == "COMMITTED") {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("%s %s", r.Status, r.Message)
+	}
+	return fmt.Errorf("commit %s (state %s): %w", label, st, err)
+}
+
+// Recover commits what the last committed checkpoint prepared and rolls
+// back what the crashed run prepared after it: its labels are
+// <base>_<k+1>, <base>_<k+2>, … per table, probed until one is unknown.
+func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
+	s.base, s.k = id, 0
+	if !s.set.exactlyOnce {
+		return nil
+	}
+	var st state
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &st); err != nil {
+			return fmt.Errorf("checkpoint state: %w", err)
+		}
+	}
+	for _, pb := range st.Prepared {
+		if pb.ID > id {
+			continue
+		}
+		for _, l := range pb.Labels {
+			if err := s.commitLabel(ctx, l[0], l[1], l[2]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, tb := range st.Tables {
+		s.known[tb[0]+"."+tb[1]] = tb
+		for k := st.K + 1; ; k++ {
+			label := s.label(tb[0], tb[1], strconv.FormatUint(st.Base, 10), strconv.Itoa(k))
+			state, err := s.c.loadState(ctx, tb[0], label)
+			if err != nil {
+				return err
+			}
+			if state == "UNKNOWN" {
+				break
+			}
+			if state == "PREPARE" || state == "PREPARED" {
+				if _, err := s.txnCall(ctx, "rollback", tb[0], tb[1], label); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ---- tables ---------------------------------------------------------------
+
+// ensureTable creates a missing table (save_mode create_if_missing) as a
+// PRIMARY KEY table over the FE's MySQL port, or refuses (error_if_missing).
+func (s *Sink) ensureTable(ctx context.Context, t *target, schema *arrow.Schema) error {
+	host, _, err := net.SplitHostPort(s.set.fes[0])
+	if err != nil {
+		return err
+	}
+	c := gomysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = s.set.user, s.set.password, "tcp", net.JoinHostPort(host, strconv.Itoa(s.set.queryPort))
+	c.Timeout, c.AllowNativePasswords, c.InterpolateParams = 10*time.Second, true, true
+	conn, err := gomysql.NewConnector(c)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", t.db, t.table).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("StarRocks query port %s: %w", c.Addr, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if s.set.saveMode == "error_if_missing" {
+		return fmt.Errorf("StarRocks table %s.%s does not exist (save_mode = error_if_missing)", t.db, t.table)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+t.db+"`"); err != nil {
+		return err
+	}
+	stmt := createTable(t, schema)
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	return nil
+}
+
+// createTable renders CREATE TABLE for StarRocks: key columns first (a
+// StarRocks rule), PRIMARY KEY when the source has one.
+func createTable(t *target, schema *arrow.Schema) string {
+	fields := schema.Fields()[1:]
+	isKey := map[string]bool{}
+	for _, k := range t.pk {
+		isKey[k] = true
+	}
+	var defs []string
+	for _, k := range t.pk {
+		for _, f := range fields {
+			if f.Name == k {
+				defs = append(defs, "`"+f.Name+"` "+srType(f.Type, true)+" NOT NULL")
+			}
+		}
+	}
+	for _, f := range fields {
+		if !isKey[f.Name] {
+			defs = append(defs, "`"+f.Name+"` "+srType(f.Type, false)+" NULL")
+		}
+	}
+	q := "CREATE TABLE IF NOT EXISTS `" + t.db + "`.`" + t.table + "` (" + strings.Join(defs, ", ") + ")"
+	if len(t.pk) > 0 {
+		q += " PRIMARY KEY (`" + strings.Join(t.pk, "`,`") + "`) DISTRIBUTED BY HASH (`" + strings.Join(t.pk, "`,`") + "`)"
+	} else if len(fields) > 0 {
+		q += " DUPLICATE KEY (`" + fields[0].Name + "`) DISTRIBUTED BY HASH (`" + fields[0].Name + "`)"
+	}
+	return q
+}
+
+// srType maps an Arrow type to a StarRocks column type.
+func srType(t arrow.DataType, key bool) string {
+	switch t := t.(type) {
+	case *arrow.Int8Type:
+		return "TINYINT"
+	case *arrow.Int16Type, *arrow.Uint8Type:
+		return "SMALLINT"
+	case *arrow.Int32Type, *arrow.Uint16Type:
+		return "INT"
+	case *arrow.Int64Type, *arrow.Uint32Type:
+		return "BIGINT"
+	case *arrow.Uint64Type:
+		return "LARGEINT"
+	case *arrow.Float32Type:
+		return "FLOAT"
+	case *arrow.Float64Type:
+		return "DOUBLE"
+	case *arrow.BooleanType:
+		return "BOOLEAN"
+	case *arrow.Decimal128Type:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+	case *arrow.Decimal256Type:
+		if t.Precision <= 76 {
+			return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale) // DECIMAL256 in StarRocks 3.4+
+		}
+	case *arrow.Date32Type:
+		return "DATE"
+	case *arrow.TimestampType:
+		return "DATETIME"
+	case *arrow.StringType:
+		if key {
+			return "VARCHAR(1024)"
+		}
+		return "STRING"
+	case *arrow.BinaryType:
+		return "VARBINARY"
+	}
+	return "STRING"
+}
+
+// jsonValue renders one Arrow value as StarRocks reads it from JSON.
+func jsonValue(a arrow.Array, i int) any {
+	if a.IsNull(i) {
+		return nil
+	}
+	switch a := a.(type) {
+	case *array.Int8:
+		return a.Value(i)
+	case *array.Int16:
+		return a.Value(i)
+	case *array.Int32:
+		return a.Value(i)
+	case *array.Int64:
+		return a.Value(i)
+	case *array.Uint8:
+		return a.Value(i)
+	case *array.Uint16:
+		return a.Value(i)
+	case *array.Uint32:
+		return a.Value(i)
+	case *array.Uint64:
+		return strconv.FormatUint(a.Value(i), 10) // LARGEINT: beyond JSON's safe integers
+	case *array.Float32:
+		return a.Value(i)
+	case *array.Float64:
+		return a.Value(i)
+	case *array.Boolean:
+		return a.Value(i)
+	case *array.Decimal128:
+		return a.Value(i).ToString(a.DataType().(*arrow.Decimal128Type).Scale)
+	case *array.Decimal256:
+		return a.Value(i).ToString(a.DataType().(*arrow.Decimal256Type).Scale)
+	case *array.Date32:
+		return time.Unix(0, 0).UTC().AddDate(0, 0, int(a.Value(i))).Format("2006-01-02")
+	case *array.Timestamp:
+		return time.UnixMicro(int64(a.Value(i))).UTC().Format("2006-01-02 15:04:05.999999")
+	case *array.Duration:
+		return time.Duration(a.Value(i) * 1000).String()
+	case *array.String:
+		return a.Value(i)
+	case *array.Binary:
+		return base64.StdEncoding.EncodeToString(a.Value(i))
+	}
+	return a.ValueStr(i)
+}

@@ -1,0 +1,241 @@
+package starrocks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"sluice/connectors"
+	"sluice/internal/sremu"
+)
+
+var testSchema = arrow.NewSchema([]arrow.Field{connectors.RowKindField,
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "v", Type: arrow.BinaryTypes.String, Nullable: true}},
+	func() *arrow.Metadata {
+		m := arrow.NewMetadata([]string{connectors.MetaPrimaryKey}, []string{"id"})
+		return &m
+	}())
+
+// batch builds a batch of (kind, id, v) rows for table shop.orders.
+func batch(alloc memory.Allocator, rows ...any) connectors.Batch {
+	b := array.NewRecordBuilder(alloc, testSchema)
+	defer b.Release()
+	for i := 0; i+2 < len(rows); i += 3 {
+		b.Field(0).(*array.Int8Builder).Append(int8(rows[i].(connectors.RowKind)))
+		b.Field(1).(*array.Int64Builder).Append(int64(rows[i+1].(int)))
+		b.Field(2).(*array.StringBuilder).Append(rows[i+2].(string))
+	}
+	return connectors.Batch{Table: connectors.TableID{Database: "shop", Table: "orders"}, Record: b.NewRecord()}
+}
+
+func newEmu(t *testing.T) *sremu.Emulator {
+	e, err := sremu.Start("loader", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if _, err := e.ServeQueries(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func sinkFor(t *testing.T, e *sremu.Emulator, attempt int, opts map[string]string) *Sink {
+	t.Helper()
+	raw := map[string]string{"fe": e.FE, "user": "loader", "password": "pw", "save_mode": "ignore",
+		"retry.backoff": "1ms", "max_retries": "5", "batch.interval": "1h"}
+	for k, v := range opts {
+		raw[k] = v
+	}
+	cfg, err := Options.Validate("starrocks", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(cfg, connectors.Env{Job: "j1", Attempt: attempt})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func rowsOf(e *sremu.Emulator) string {
+	var out []string
+	for _, r := range e.Rows("shop", "orders") {
+		out = append(out, fmt.Sprintf("%v=%v", r["id"], r["v"]))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func write(t *testing.T, s *Sink, b connectors.Batch) {
+	t.Helper()
+	defer b.Release()
+	if err := s.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAtLeastOnceUpsertsDeletesAndRetries: __op upserts and deletes, the
+// last change of a key wins within a load, and 5xx answers are retried
+// with the same label (no load applied twice under two labels).
+func TestAtLeastOnceUpsertsDeletesAndRetries(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	e.SetFaults(sremu.Faults{FailEvery: 2})
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, nil)
+	write(t, s, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 2, "b", connectors.Insert, 3, "c"))
+	write(t, s, batch(alloc, connectors.UpdateBefore, 2, "b", connectors.UpdateAfter, 2, "b2", connectors.Delete, 3, "c"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, batch(alloc, connectors.Insert, 4, "d", connectors.Delete, 1, "a"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "2=b2 4=d" {
+		t.Fatalf("rows %q", got)
+	}
+	labels := map[string]bool{}
+	for _, l := range e.Loads() {
+		if labels[l.Label] {
+			t.Fatalf("label %s committed twice", l.Label)
+		}
+		labels[l.Label] = true
+	}
+	if len(labels) != 2 {
+		t.Fatalf("%d loads, want 2 (one per flush)", len(labels))
+	}
+	alloc.AssertSize(t, 0)
+}
+
+// TestExactlyOnceCrashes walks the crash points of two-phase commit:
+// a crash after prepare but before the catalog commit (the transaction is
+// rolled back on recovery), a crash after the catalog commit but before the
+// sink commit (committed on recovery), and a lost commit answer.
+func TestExactlyOnceCrashes(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	ctx := context.Background()
+	eo := map[string]string{"semantic": "exactly-once"}
+
+	a := sinkFor(t, e, 1, eo)
+	if err := a.Recover(ctx, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, a, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 2, "b"))
+	st1, err := a.PreCommit(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "" {
+		t.Fatalf("prepared rows are visible: %q", got)
+	}
+	if err := a.Commit(ctx, 1, st1); err != nil {
+		t.Fatal(err)
+	}
+	write(t, a, batch(alloc, connectors.Insert, 3, "c"))
+	if _, err := a.PreCommit(ctx, 2); err != nil { // crash: the catalog never commits 2
+		t.Fatal(err)
+	}
+	if len(e.Dangling()) != 1 {
+		t.Fatalf("want one prepared transaction, have %v", e.Dangling())
+	}
+
+	b := sinkFor(t, e, 2, eo)
+	if err := b.Recover(ctx, 1, st1); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Dangling(); len(d) != 0 {
+		t.Fatalf("I7: dangling after recovery: %v", d)
+	}
+	if got := rowsOf(e); got != "1=a 2=b" {
+		t.Fatalf("after recovery: %q", got)
+	}
+	write(t, b, batch(alloc, connectors.Insert, 3, "c")) // the replay
+	st2, err := b.PreCommit(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// crash after the catalog committed 2, before the sink commit
+	c := sinkFor(t, e, 3, eo)
+	if err := c.Recover(ctx, 2, st2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "1=a 2=b 3=c" {
+		t.Fatalf("after the second recovery: %q", got)
+	}
+	// a lost commit answer
+	write(t, c, batch(alloc, connectors.Delete, 1, "a"))
+	st3, err := c.PreCommit(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetFaults(sremu.Faults{LoseCommitResponse: true})
+	if err := c.Commit(ctx, 3, st3); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "2=b 3=c" {
+		t.Fatalf("after a lost commit answer: %q", got)
+	}
+	if d := e.Dangling(); len(d) != 0 {
+		t.Fatalf("I7: dangling at the end: %v", d)
+	}
+	seen := map[string]bool{}
+	for _, l := range e.Loads() {
+		if seen[l.Label] {
+			t.Fatalf("I7: label %s committed twice", l.Label)
+		}
+		seen[l.Label] = true
+	}
+	alloc.AssertSize(t, 0)
+}
+
+// TestCredentialsSurviveTheRedirect: the FE redirects to a BE on another
+// address; Go drops Authorization there unless the client keeps it.
+func TestCredentialsSurviveTheRedirect(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	if !strings.HasPrefix(e.BE, "127.0.0.2:") {
+		t.Skip("no second loopback address here")
+	}
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, nil)
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bad := sinkFor(t, e, 1, map[string]string{"password": "wrong", "max_retries": "0"})
+	write(t, bad, batch(alloc, connectors.Insert, 2, "b"))
+	err := bad.Flush(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "refused user") {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// TestCreatesMissingPrimaryKeyTable: save_mode create_if_missing creates
+// the table over the query port with the source's key.
+func TestCreatesMissingPrimaryKeyTable(t *testing.T) {
+	e := newEmu(t)
+	qaddr, err := e.ServeQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(qaddr, ":")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, map[string]string{"save_mode": "create_if_missing", "query_port": port})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 1, "a2"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "1=a2" {
+		t.Fatalf("rows %q", got)
+	}
+}

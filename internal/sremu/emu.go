@@ -1,0 +1,433 @@
+// Package sremu is a StarRocks emulator for tests and the demo: NOT
+// StarRocks. It serves the HTTP surface a loading client sees — an FE that
+// answers Stream Load with 307 to a BE, the BE's Stream Load, the Stream
+// Load transaction API and get_load_state — over in-memory tables, so the
+// starrocks sink can be tested end to end on machines where StarRocks
+// cannot run. README.md lists what it reproduces (with the StarRocks doc
+// pages) and what it does not. The sink must never depend on behaviour
+// found only here.
+package sremu
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Table is one emulated table. Primary-key tables upsert and delete by
+// key (the `__op` field: 0 upsert, 1 delete); duplicate-key tables append.
+type Table struct {
+	Key      []string // primary key columns; empty: a duplicate-key table
+	rows     map[string]map[string]any
+	order    []string
+	versions int // committed loads: StarRocks refuses a tablet past 1000 unmerged versions
+}
+
+// Faults makes the emulator misbehave on purpose.
+type Faults struct {
+	// FailEvery makes every n-th load request answer 500 before reading
+	// the body (0: never).
+	FailEvery int
+	// LoseCommitResponse makes the next commit apply and then drop the
+	// connection without an answer.
+	LoseCommitResponse bool
+	// CommitLatency delays every commit and every plain Stream Load.
+	CommitLatency time.Duration
+}
+
+type txn struct {
+	db, table, label string
+	state            string // PREPARE, PREPARED, COMMITTED, VISIBLE, ABORTED
+	rows             []map[string]any
+	id               int64
+}
+
+// Emulator is one FE + one BE.
+type Emulator struct {
+	User, Password string
+	FE, BE         string // host:port of each listener
+
+	mu       sync.Mutex
+	dbs      map[string]map[string]*Table
+	labels   map[string]*txn // db/label → load or transaction
+	nextTxn  int64
+	requests int
+	faults   Faults
+	loads    []LoadRecord
+	fe, be   *http.Server
+	lfe, lbe net.Listener
+	lq       net.Listener
+	maxVer   int
+}
+
+// LoadRecord is one committed load, for invariant checks (I3, I7).
+type LoadRecord struct {
+	DB, Table, Label string
+	Rows             int
+}
+
+// Start listens on two loopback ports (FE, BE).
+func Start(user, password string) (*Emulator, error) { return StartOn(user, password, "127.0.0.1:0") }
+
+// StartOn is Start with the FE's address given (the BE's port is free).
+func StartOn(user, password, feAddr string) (*Emulator, error) {
+	e := &Emulator{User: user, Password: password, dbs: map[string]map[string]*Table{}, labels: map[string]*txn{}, maxVer: 1000}
+	var err error
+	if e.lfe, err = net.Listen("tcp", feAddr); err != nil {
+		return nil, err
+	}
+	// The BE on another loopback address, as a real BE is another host:
+	// a client that drops credentials on the FE's redirect gets 401 here.
+	if e.lbe, err = net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		if e.lbe, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			e.lfe.Close()
+			return nil, err
+		}
+	}
+	e.FE, e.BE = e.lfe.Addr().String(), e.lbe.Addr().String()
+	e.fe = &http.Server{Handler: http.HandlerFunc(e.serveFE), ReadHeaderTimeout: 10 * time.Second}
+	e.be = &http.Server{Handler: http.HandlerFunc(e.serveBE), ReadHeaderTimeout: 10 * time.Second}
+	go e.fe.Serve(e.lfe) //nolint:errcheck // ends at Close
+	go e.be.Serve(e.lbe) //nolint:errcheck
+	return e, nil
+}
+
+// Close stops both listeners.
+func (e *Emulator) Close() {
+	e.fe.Close()
+	e.be.Close()
+	e.mu.Lock()
+	if e.lq != nil {
+		e.lq.Close()
+	}
+	e.mu.Unlock()
+}
+
+// SetFaults replaces the fault settings.
+func (e *Emulator) SetFaults(f Faults) {
+	e.mu.Lock()
+	e.faults = f
+	e.mu.Unlock()
+}
+
+// CreateTable creates a table (what the query port's CREATE TABLE does in
+// StarRocks). key empty: a duplicate-key table.
+func (e *Emulator) CreateTable(db, table string, key ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dbs[db] == nil {
+		e.dbs[db] = map[string]*Table{}
+	}
+	if e.dbs[db][table] == nil {
+		e.dbs[db][table] = &Table{Key: key, rows: map[string]map[string]any{}}
+	}
+}
+
+// Rows returns a copy of a table's rows, ordered by key (or arrival).
+func (e *Emulator) Rows(db, table string) []map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.dbs[db][table]
+	if t == nil {
+		return nil
+	}
+	keys := append([]string(nil), t.order...)
+	if len(t.Key) > 0 {
+		keys = keys[:0]
+		for k := range t.rows {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+	}
+	var out []map[string]any
+	for _, k := range keys {
+		if r, ok := t.rows[k]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Loads returns the committed loads so far.
+func (e *Emulator) Loads() []LoadRecord {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]LoadRecord(nil), e.loads...)
+}
+
+// Dangling lists transactions left PREPARE or PREPARED (I7).
+func (e *Emulator) Dangling() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for k, t := range e.labels {
+		if t.state == "PREPARE" || t.state == "PREPARED" {
+			out = append(out, k+" "+t.state)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *Emulator) authorized(r *http.Request) bool {
+	u, p, ok := r.BasicAuth()
+	return ok && u == e.User && p == e.Password
+}
+
+func reply(w http.ResponseWriter, v map[string]any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveFE answers loads with a 307 to the BE (as an FE does) and serves
+// get_load_state itself.
+func (e *Emulator) serveFE(w http.ResponseWriter, r *http.Request) {
+	if !e.authorized(r) {
+		http.Error(w, `{"Status":"Fail","Message":"Access denied"}`, http.StatusUnauthorized)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/get_load_state") {
+		e.loadState(w, r)
+		return
+	}
+	u := *r.URL
+	u.Scheme, u.Host = "http", e.BE
+	http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+}
+
+func (e *Emulator) loadState(w http.ResponseWriter, r *http.Request) {
+	db := strings.Split(strings.Trim(r.URL.Path, "/"), "/")[1]
+	label := r.URL.Query().Get("label")
+	e.mu.Lock()
+	t := e.labels[db+"/"+label]
+	state := "UNKNOWN"
+	if t != nil {
+		state = t.state
+	}
+	e.mu.Unlock()
+	reply(w, map[string]any{"state": state, "status": "OK", "msg": "Success"})
+}
+
+func (e *Emulator) serveBE(w http.ResponseWriter, r *http.Request) {
+	if !e.authorized(r) {
+		w.WriteHeader(http.StatusUnauthorized)
+		reply(w, map[string]any{"Status": "Fail", "Message": "no valid Basic authorization"})
+		return
+	}
+	e.mu.Lock()
+	e.requests++
+	fail := e.faults.FailEvery > 0 && e.requests%e.faults.FailEvery == 0
+	e.mu.Unlock()
+	if fail {
+		http.Error(w, "emulated internal error", http.StatusInternalServerError)
+		return
+	}
+	path := strings.Trim(r.URL.Path, "/")
+	switch {
+	case strings.HasSuffix(path, "/_stream_load"):
+		parts := strings.Split(path, "/") // api/<db>/<table>/_stream_load
+		if len(parts) != 4 {
+			http.NotFound(w, r)
+			return
+		}
+		e.streamLoad(w, r, parts[1], parts[2])
+	case strings.HasPrefix(path, "api/transaction/"):
+		e.transaction(w, r, strings.TrimPrefix(path, "api/transaction/"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// parseRows reads a JSON body: an array (strip_outer_array) or one object.
+func parseRows(r *http.Request) ([]map[string]any, error) {
+	if f := strings.ToLower(r.Header.Get("format")); f != "json" {
+		return nil, fmt.Errorf("the emulator reads format: json only, got %q", f)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if strings.EqualFold(r.Header.Get("strip_outer_array"), "true") {
+		var rows []map[string]any
+		return rows, dec.Decode(&rows)
+	}
+	var row map[string]any
+	if err := dec.Decode(&row); err != nil {
+		return nil, err
+	}
+	return []map[string]any{row}, nil
+}
+
+func (e *Emulator) streamLoad(w http.ResponseWriter, r *http.Request, db, table string) {
+	label := r.Header.Get("label")
+	rows, err := parseRows(r)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if prev := e.labels[db+"/"+label]; label != "" && prev != nil {
+		status := "FINISHED"
+		if prev.state == "PREPARE" || prev.state == "PREPARED" {
+			status = "RUNNING"
+		} else if prev.state == "ABORTED" {
+			status = "CANCELLED"
+		}
+		reply(w, map[string]any{"Status": "Label Already Exists", "ExistingJobStatus": status, "Label": label,
+			"Message": fmt.Sprintf("Label [%s] has already been used.", label)})
+		return
+	}
+	if err != nil {
+		reply(w, map[string]any{"Status": "Fail", "Message": err.Error(), "Label": label})
+		return
+	}
+	t := e.dbs[db][table]
+	if t == nil {
+		reply(w, map[string]any{"Status": "Fail", "Message": fmt.Sprintf("Unknown table '%s.%s'", db, table), "Label": label})
+		return
+	}
+	if t.versions >= e.maxVer {
+		reply(w, map[string]any{"Status": "Fail", "Message": "Too many versions. tablet_id: 1, version_count: 1001, limit: 1000", "Label": label})
+		return
+	}
+	time.Sleep(e.faults.CommitLatency)
+	e.nextTxn++
+	e.apply(t, rows)
+	e.labels[db+"/"+label] = &txn{db: db, table: table, label: label, state: "VISIBLE", id: e.nextTxn}
+	e.loads = append(e.loads, LoadRecord{DB: db, Table: table, Label: label, Rows: len(rows)})
+	reply(w, map[string]any{"TxnId": e.nextTxn, "Label": label, "Status": "Success", "Message": "OK",
+		"NumberTotalRows": len(rows), "NumberLoadedRows": len(rows)})
+}
+
+// apply upserts/deletes rows into t (caller holds mu).
+func (e *Emulator) apply(t *Table, rows []map[string]any) {
+	t.versions++
+	for _, row := range rows {
+		op := fmt.Sprint(row["__op"])
+		delete(row, "__op")
+		if len(t.Key) == 0 {
+			k := fmt.Sprint(len(t.order))
+			t.rows[k] = row
+			t.order = append(t.order, k)
+			continue
+		}
+		var kb strings.Builder
+		for _, c := range t.Key {
+			fmt.Fprintf(&kb, "%v\x00", row[c])
+		}
+		k := kb.String()
+		if op == "1" {
+			delete(t.rows, k)
+		} else {
+			t.rows[k] = row
+		}
+	}
+}
+
+func (e *Emulator) transaction(w http.ResponseWriter, r *http.Request, verb string) {
+	db, table, label := r.Header.Get("db"), r.Header.Get("table"), r.Header.Get("label")
+	key := db + "/" + label
+	if verb == "load" {
+		rows, err := parseRows(r)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		t := e.labels[key]
+		switch {
+		case t == nil:
+			reply(w, map[string]any{"Status": "FAILED", "Message": "TXN_NOT_EXISTS"})
+		case t.state != "PREPARE":
+			reply(w, map[string]any{"Status": "FAILED", "Message": "Transcation State Invalid"})
+		case err != nil:
+			t.state = "ABORTED" // an error in load rolls the transaction back
+			reply(w, map[string]any{"Status": "FAILED", "Message": err.Error()})
+		default:
+			t.rows = append(t.rows, rows...)
+			reply(w, map[string]any{"Status": "OK", "NumberLoadedRows": len(rows)})
+		}
+		return
+	}
+	e.mu.Lock()
+	t := e.labels[key]
+	switch verb {
+	case "begin":
+		if t != nil && t.state != "PREPARE" && t.state != "ABORTED" { // a failed label may be used again
+			e.mu.Unlock()
+			status := "FINISHED"
+			if t.state == "PREPARED" {
+				status = "PREPARED"
+			} else if t.state == "ABORTED" {
+				status = "CANCELLED"
+			}
+			reply(w, map[string]any{"Status": "LABEL_ALREADY_EXISTS", "ExistingJobStatus": status, "Label": label})
+			return
+		}
+		if e.dbs[db][table] == nil {
+			e.mu.Unlock()
+			reply(w, map[string]any{"Status": "FAILED", "Message": fmt.Sprintf("Unknown table '%s.%s'", db, table)})
+			return
+		}
+		e.nextTxn++
+		e.labels[key] = &txn{db: db, table: table, label: label, state: "PREPARE", id: e.nextTxn} // reusing an unfinished label restarts it
+		e.mu.Unlock()
+		reply(w, map[string]any{"Status": "OK", "Label": label, "TxnId": e.nextTxn})
+	case "prepare":
+		defer e.mu.Unlock()
+		if t == nil || t.state == "ABORTED" {
+			reply(w, map[string]any{"Status": "FAILED", "Message": "Transcation Not Exist"})
+			return
+		}
+		if t.state == "PREPARE" {
+			t.state = "PREPARED"
+		}
+		reply(w, map[string]any{"Status": "OK", "Label": label})
+	case "commit":
+		if t == nil || (t.state != "PREPARED" && t.state != "VISIBLE") {
+			e.mu.Unlock()
+			reply(w, map[string]any{"Status": "FAILED", "Message": "Transcation Not Exist or not prepared"})
+			return
+		}
+		if t.state == "VISIBLE" {
+			e.mu.Unlock()
+			reply(w, map[string]any{"Status": "OK", "Message": "Transaction already commited"})
+			return
+		}
+		tb := e.dbs[t.db][t.table]
+		if tb.versions >= e.maxVer {
+			e.mu.Unlock()
+			reply(w, map[string]any{"Status": "FAILED", "Message": "Too many versions"})
+			return
+		}
+		time.Sleep(e.faults.CommitLatency)
+		e.apply(tb, t.rows)
+		t.state, t.rows = "VISIBLE", nil
+		e.loads = append(e.loads, LoadRecord{DB: t.db, Table: t.table, Label: label})
+		lose := e.faults.LoseCommitResponse
+		e.faults.LoseCommitResponse = false
+		e.mu.Unlock()
+		if lose {
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+		}
+		reply(w, map[string]any{"Status": "OK", "Label": label})
+	case "rollback":
+		defer e.mu.Unlock()
+		if t == nil || t.state == "VISIBLE" {
+			reply(w, map[string]any{"Status": "FAILED", "Message": "Transcation Not Exist"})
+			return
+		}
+		t.state, t.rows = "ABORTED", nil
+		reply(w, map[string]any{"Status": "OK"})
+	default:
+		e.mu.Unlock()
+		http.NotFound(w, r)
+	}
+}

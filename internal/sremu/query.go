@@ -1,0 +1,152 @@
+package sremu
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/server"
+)
+
+// The query port speaks the MySQL protocol and understands the few
+// statements the sink and the demo send: CREATE DATABASE, CREATE TABLE …
+// PRIMARY KEY (…) / DUPLICATE KEY (…), the information_schema.tables
+// existence check, SELECT COUNT(*) and SELECT * of one table, and the
+// client's session queries. Anything else is an error that says so.
+
+var (
+	reCreateDB    = regexp.MustCompile("(?is)^CREATE\\s+DATABASE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?`?([\\w$]+)`?")
+	reCreateTable = regexp.MustCompile("(?is)^CREATE\\s+TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*\\(.*\\)\\s*(PRIMARY|DUPLICATE)\\s+KEY\\s*\\(([^)]*)\\)")
+	reExists      = regexp.MustCompile("(?is)^SELECT\\s+COUNT\\(\\*\\)\\s+FROM\\s+information_schema\\.tables\\s+WHERE\\s+table_schema\\s*=\\s*'([^']*)'\\s+AND\\s+table_name\\s*=\\s*'([^']*)'")
+	reCount       = regexp.MustCompile("(?is)^SELECT\\s+COUNT\\(\\*\\)\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
+	reSelectAll   = regexp.MustCompile("(?is)^SELECT\\s+\\*\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
+)
+
+// ServeQueries starts the MySQL-protocol query port on a free loopback port.
+func (e *Emulator) ServeQueries() (string, error) { return e.ServeQueriesOn("127.0.0.1:0") }
+
+// ServeQueriesOn starts the query port on addr.
+func (e *Emulator) ServeQueriesOn(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	e.lq = l
+	e.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				conn, err := server.NewConn(c, e.User, e.Password, queryHandler{e: e})
+				if err != nil {
+					c.Close()
+					return
+				}
+				for !conn.Closed() {
+					if err := conn.HandleCommand(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), nil
+}
+
+type queryHandler struct {
+	server.EmptyHandler
+	e *Emulator
+}
+
+func (h queryHandler) UseDB(string) error { return nil }
+
+func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
+	q = strings.TrimSpace(q)
+	e := h.e
+	one := func(name string, v any) (*mysql.Result, error) {
+		rs, err := mysql.BuildSimpleTextResultset([]string{name}, [][]any{{v}})
+		if err != nil {
+			return nil, err
+		}
+		return mysql.NewResult(rs), nil
+	}
+	switch {
+	case strings.HasPrefix(strings.ToLower(q), "select @@"), strings.HasPrefix(strings.ToLower(q), "set "):
+		if strings.HasPrefix(strings.ToLower(q), "set ") {
+			return nil, nil
+		}
+		return one("@@version_comment", "StarRocks emulator (sluice/internal/sremu)")
+	case reCreateDB.MatchString(q):
+		return nil, nil
+	case reCreateTable.MatchString(q):
+		m := reCreateTable.FindStringSubmatch(q)
+		var key []string
+		if strings.EqualFold(m[3], "PRIMARY") {
+			for _, k := range strings.Split(m[4], ",") {
+				key = append(key, strings.Trim(strings.TrimSpace(k), "`"))
+			}
+		}
+		e.CreateTable(m[1], m[2], key...)
+		return nil, nil
+	case reExists.MatchString(q):
+		m := reExists.FindStringSubmatch(q)
+		e.mu.Lock()
+		n := 0
+		if e.dbs[m[1]][m[2]] != nil {
+			n = 1
+		}
+		e.mu.Unlock()
+		return one("COUNT(*)", n)
+	case reCount.MatchString(q):
+		m := reCount.FindStringSubmatch(q)
+		e.mu.Lock()
+		t := e.dbs[m[1]][m[2]]
+		e.mu.Unlock()
+		if t == nil {
+			return nil, mysql.NewError(mysql.ER_NO_SUCH_TABLE, fmt.Sprintf("Unknown table '%s.%s'", m[1], m[2]))
+		}
+		return one("count(*)", len(e.Rows(m[1], m[2])))
+	case reSelectAll.MatchString(q):
+		m := reSelectAll.FindStringSubmatch(q)
+		rows := e.Rows(m[1], m[2])
+		var names []string
+		seen := map[string]bool{}
+		for _, r := range rows {
+			for k := range r {
+				if !seen[k] {
+					seen[k] = true
+					names = append(names, k)
+				}
+			}
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			names = []string{"(empty)"}
+		}
+		var vals [][]any
+		for _, r := range rows {
+			var row []any
+			for _, n := range names {
+				if r[n] == nil {
+					row = append(row, nil)
+				} else {
+					row = append(row, fmt.Sprint(r[n]))
+				}
+			}
+			vals = append(vals, row)
+		}
+		rs, err := mysql.BuildSimpleTextResultset(names, vals)
+		if err != nil {
+			return nil, err
+		}
+		return mysql.NewResult(rs), nil
+	}
+	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "the StarRocks emulator does not understand: "+q)
+}

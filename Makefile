@@ -6,7 +6,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Packages with goroutines of their own: tested under the race detector.
 RACE_PKGS := ./exec/... ./catalog/... ./raftstore/... ./sqlfront/... ./connectors/...
 
-.PHONY: all build run test check race unit fuzz bench fmt vet clean
+.PHONY: all build run test check race unit fuzz bench fmt vet clean demo
 
 all: build
 
@@ -42,6 +42,10 @@ unit:
 
 fuzz:
 	$(GO) test ./planner -run '^$$' -fuzz FuzzParse -fuzztime 15s
+
+## demo: MariaDB → sluice → StarRocks emulator in one command (throwaway processes, cleaned up)
+demo:
+	@scripts/demo.sh
 
 ## bench: side-by-side benchmarks; JSON reports in bench/out/
 bench:

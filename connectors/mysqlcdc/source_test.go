@@ -121,3 +121,64 @@ func TestSnapshotThenStream(t *testing.T) {
 	src.Close()
 	alloc.AssertSize(t, 0)
 }
+
+// TestStartupModes: latest skips existing rows; earliest replays the whole
+// binlog; timestamp starts at the first change at or after a time;
+// specific starts after a given GTID set.
+func TestStartupModes(t *testing.T) {
+	srv.Exec(t, "CREATE DATABASE sm", "CREATE TABLE sm.t (id INT PRIMARY KEY)", "INSERT INTO sm.t VALUES (1), (2)")
+	time.Sleep(1100 * time.Millisecond) // binlog timestamps have whole seconds
+	mark := time.Now()
+	db := srv.Open(t, "")
+	var gtid string
+	if err := db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec(t, "INSERT INTO sm.t VALUES (3)")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	ids := func(opts map[string]string, after func()) []string {
+		src := newSource(t, alloc, opts)
+		if err := src.Open(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		if after != nil {
+			after()
+		}
+		c := &collected{}
+		readUntil(t, src, c, func() bool { return len(c.rows) > 0 && strings.HasSuffix(c.rows[len(c.rows)-1], " 4") })
+		var out []string
+		for _, r := range c.rows {
+			out = append(out, r[strings.LastIndexByte(r, ' ')+1:])
+		}
+		return out
+	}
+	base := map[string]string{"tables": `sm\.t`, "heartbeat.interval": "200ms"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	insert4 := func() { srv.Exec(t, "INSERT INTO sm.t VALUES (4)") }
+	if got := fmt.Sprint(ids(with("startup.mode", "latest"), insert4)); got != "[4]" {
+		t.Errorf("latest: %s", got)
+	}
+	srv.Exec(t, "DELETE FROM sm.t WHERE id = 4")
+	if got := fmt.Sprint(ids(with("startup.mode", "timestamp", "startup.timestamp", fmt.Sprint(mark.UnixMilli())), insert4)); !strings.HasPrefix(got, "[3 4") {
+		t.Errorf("timestamp: %s", got)
+	}
+	srv.Exec(t, "DELETE FROM sm.t WHERE id = 4")
+	if got := fmt.Sprint(ids(with("startup.mode", "specific", "startup.gtid", gtid), insert4)); !strings.HasPrefix(got, "[3 4") {
+		t.Errorf("specific: %s", got)
+	}
+	srv.Exec(t, "DELETE FROM sm.t WHERE id = 4")
+	if got := fmt.Sprint(ids(with("startup.mode", "earliest"), insert4)); !strings.HasPrefix(got, "[1 2 3 4") {
+		t.Errorf("earliest: %s", got)
+	}
+	alloc.AssertSize(t, 0)
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/decimal128"
 	"github.com/apache/arrow/go/v15/arrow/decimal256"
 
@@ -51,12 +52,25 @@ func (w *chunkWork) owns(key []any, ks string) bool {
 	return w.hi == nil || compareKeys(key, w.hi) <= 0
 }
 
-// route applies a change to the chunk if the chunk owns its key.
-func (w *chunkWork) route(k connectors.RowKind, vals []any) bool {
-	key := w.t.keyOf(vals)
+// route applies a change to the chunk if the chunk owns its key. vals are
+// in src's column layout, which differs from the chunk's when the table's
+// schema changed during the chunk: the decision depends only on the key
+// (so a restart decides the same), and the row is stored in the chunk's
+// layout, by column name.
+func (w *chunkWork) route(k connectors.RowKind, vals []any, src *table) bool {
+	key := src.keyOf(vals)
 	ks := encodeKey(key)
 	if !w.owns(key, ks) {
 		return false
+	}
+	if src != w.t {
+		mapped := make([]any, len(w.t.Cols))
+		for i, c := range w.t.Cols {
+			if j := src.index(c.Name); j >= 0 && sameKind(c, src.Cols[j]) {
+				mapped[i] = vals[j]
+			}
+		}
+		vals = mapped
 	}
 	r, ok := w.rows[ks]
 	if !ok {
@@ -67,6 +81,9 @@ func (w *chunkWork) route(k connectors.RowKind, vals []any) bool {
 	r.vals, r.deleted = vals, k == connectors.Delete || k == connectors.UpdateBefore
 	return true
 }
+
+// sameKind says whether a value of b can be stored as a value of a.
+func sameKind(a, b column) bool { return a.kind == b.kind && arrow.TypeEqual(a.typ, b.typ) }
 
 func compareKeys(a, b []any) int {
 	for i := range a {

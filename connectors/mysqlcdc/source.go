@@ -510,7 +510,7 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			if err != nil {
 				return err
 			}
-			if s.chunk != nil && s.chunk.t == t && s.chunk.route(k, vals) {
+			if s.chunk != nil && s.chunk.t.ID == t.ID && s.chunk.route(k, vals, t) {
 				continue
 			}
 			if s.replayed() {
@@ -528,17 +528,17 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			if err != nil {
 				return err
 			}
-			if s.chunk != nil && s.chunk.t == t {
+			if s.chunk != nil && s.chunk.t.ID == t.ID {
 				kb, ka := t.keyString(before), t.keyString(after)
 				if kb == ka {
-					if s.chunk.route(connectors.UpdateAfter, after) {
+					if s.chunk.route(connectors.UpdateAfter, after, t) {
 						continue
 					}
 				} else {
-					if !s.chunk.route(connectors.Delete, before) && !s.replayed() {
+					if !s.chunk.route(connectors.Delete, before, t) && !s.replayed() {
 						s.emit(t, connectors.Delete, before)
 					}
-					if !s.chunk.route(connectors.Insert, after) && !s.replayed() {
+					if !s.chunk.route(connectors.Insert, after, t) && !s.replayed() {
 						s.emit(t, connectors.Insert, after)
 					}
 					continue

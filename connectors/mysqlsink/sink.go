@@ -518,11 +518,11 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 			alters = append(alters, "MODIFY COLUMN "+quote(f.Name)+" "+want)
 		}
 	}
-	if ddl != "" {
-		for name := range existing {
-			if _, ok := byName[name]; !ok {
-				alters = append(alters, "DROP COLUMN "+quote(name))
-			}
+	// Drop only what the source's statement drops: a schema announced for
+	// rows replayed from before an ADD COLUMN lacks that column too.
+	for name := range existing {
+		if _, ok := byName[name]; !ok && dropsColumn(ddl, name) {
+			alters = append(alters, "DROP COLUMN "+quote(name))
 		}
 	}
 	if len(alters) > 0 {
@@ -533,6 +533,12 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		s.log("applied schema change", "table", t.quoted(), "statement", stmt)
 	}
 	return t, nil
+}
+
+// dropsColumn says whether a DDL statement drops column name.
+func dropsColumn(ddl, name string) bool {
+	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
+	return re.MatchString(ddl)
 }
 
 // placement keeps an added column where the source has it.

@@ -151,6 +151,12 @@ func TestCDCToMySQLSurvivesKill9(t *testing.T) {
 
 	n := newNode(t)
 	n.start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := n.run("SELECT checkpoint_id, attempt, state, position FROM sluice.checkpoints WHERE job = 'shop'")
+			t.Logf("checkpoints:\n%s", out)
+		}
+	})
 	n.sql(cdcJob("shop", db, `shop\\..*`, "replica", "'checkpoint.interval'='1s'"))
 
 	ctx, stop := context.WithCancel(context.Background())

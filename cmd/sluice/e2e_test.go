@@ -87,7 +87,10 @@ func newNode(t *testing.T) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	n.log = &bytes.Buffer{}
+	if n.log == nil {
+		n.log = &bytes.Buffer{}
+	}
+	fmt.Fprintf(n.log, "---- start\n")
 	bin := n.bin
 	if bin == "" {
 		bin = binary

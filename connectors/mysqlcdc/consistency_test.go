@@ -148,7 +148,9 @@ func TestSnapshotUnderWritesWithRestarts(t *testing.T) {
 	}()
 
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	opts := map[string]string{"tables": "cw\\.t", "snapshot.chunk.size": "500", "heartbeat.interval": "200ms"}
+	// Both tables are captured: transactions switch tables mid-way, so
+	// batches end at table switches inside transactions.
+	opts := map[string]string{"tables": "cw\\..*", "snapshot.chunk.size": "500", "heartbeat.interval": "200ms"}
 	rep := &replica{rows: map[int64]string{}, maxVer: map[int64]int64{}, hist: map[int64][]string{}}
 	var pos connectors.Position
 	restarts, midTxn := 0, 0
@@ -188,10 +190,15 @@ func TestSnapshotUnderWritesWithRestarts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep.apply(t, b)
+			table := b.Table.Table
+			if table == "t" {
+				rep.apply(t, b)
+			}
 			pos = b.Position
 			b.Release()
-			if batches++; restarts < 8 && batches >= limit {
+			// Restart after a batch of the other table: it usually ended at a
+			// switch of tables inside a transaction.
+			if batches++; restarts < 8 && batches >= limit && table == "other" {
 				break
 			}
 		}

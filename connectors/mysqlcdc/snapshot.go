@@ -367,9 +367,9 @@ func (s *Source) finishChunk() error {
 		// the chunk started (a change of a not-yet-snapshotted key), so
 		// its delete is emitted too; for other keys it is a no-op.
 		if r.deleted {
-			s.emit(w.t, connectors.Delete, r.vals)
+			s.appendRow(w.t, connectors.Delete, r.vals)
 		} else {
-			s.emit(w.t, connectors.Insert, r.vals)
+			s.appendRow(w.t, connectors.Insert, r.vals)
 		}
 	}
 	s.snap.Active, s.snap.Hi, s.snap.Open = false, nil, false

@@ -152,6 +152,9 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 		return err
 	}
 	s.snap = start.Snapshot
+	if data, err := json.Marshal(start); err == nil {
+		s.log.Info("mysql_cdc starts", "job", s.env.Job, "attempt", s.env.Attempt, "position", string(data))
+	}
 	s.boundary = binlogPos{start.File, start.Pos}
 	s.file, s.lastPos = start.File, start.Pos
 	flavor := mysql.MySQLFlavor
@@ -513,9 +516,6 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			if s.chunk != nil && s.chunk.t.ID == t.ID && s.chunk.route(k, vals, t) {
 				continue
 			}
-			if s.replayed() {
-				continue
-			}
 			s.emit(t, k, vals)
 		}
 	case replication.EnumRowsEventTypeUpdate:
@@ -535,32 +535,21 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 						continue
 					}
 				} else {
-					if !s.chunk.route(connectors.Delete, before, t) && !s.replayed() {
+					if !s.chunk.route(connectors.Delete, before, t) {
 						s.emit(t, connectors.Delete, before)
 					}
-					if !s.chunk.route(connectors.Insert, after, t) && !s.replayed() {
+					if !s.chunk.route(connectors.Insert, after, t) {
 						s.emit(t, connectors.Insert, after)
 					}
 					continue
 				}
 			}
 			// Each row counts on its own: a batch may end between the two.
-			if !s.replayed() {
-				s.emit(t, connectors.UpdateBefore, before)
-			}
-			if !s.replayed() {
-				s.emit(t, connectors.UpdateAfter, after)
-			}
+			s.emit(t, connectors.UpdateBefore, before)
+			s.emit(t, connectors.UpdateAfter, after)
 		}
 	}
 	return nil
-}
-
-// replayed counts a row about to be emitted and says whether it was
-// emitted before the restart (Position.Skip), so it is dropped.
-func (s *Source) replayed() bool {
-	s.emitted++
-	return s.emitted <= s.skip
 }
 
 func namesMatch(names []string, t *table) bool {
@@ -578,8 +567,24 @@ func namesMatch(names []string, t *table) bool {
 	return true
 }
 
-// emit appends one row to the pending batch of t.
+// emit appends one row to the pending batch of t, unless the row was
+// emitted before the restart (Position.Skip). The batch of another table
+// is cut first, so its position counts only the rows it holds: counting
+// this row before that cut made a restart skip a row it never delivered.
 func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
+	if s.cur != nil && s.cur.t != t {
+		s.cut()
+	}
+	s.emitted++
+	if s.emitted <= s.skip {
+		return
+	}
+	s.appendRow(t, k, vals)
+}
+
+// appendRow adds a row to the pending batch of t without counting it (a
+// snapshot chunk's rows are not counted: a restart recomputes them).
+func (s *Source) appendRow(t *table, k connectors.RowKind, vals []any) {
 	if s.cur != nil && s.cur.t != t {
 		s.cut()
 	}

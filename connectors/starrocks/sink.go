@@ -232,6 +232,7 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 		s.targets[id] = t
 	}
 	schema := b.Record.Schema()
+	old := append([]string(nil), t.cols...)
 	t.cols = t.cols[:0]
 	for _, f := range schema.Fields()[1:] {
 		t.cols = append(t.cols, f.Name)
@@ -241,12 +242,76 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 		t.pk = strings.Split(v, ",")
 	}
 	s.known[t.db+"."+t.table] = [2]string{t.db, t.table}
-	if s.set.saveMode != "ignore" {
-		if err := s.ensureTable(ctx, t, schema); err != nil {
-			return nil, err
+	if s.set.saveMode == "ignore" {
+		return t, nil
+	}
+	if len(old) == 0 {
+		return t, s.ensureTable(ctx, t, schema)
+	}
+	return t, s.evolve(ctx, t, old, schema, b.DDL)
+}
+
+// evolve follows a source schema change: columns the new schema adds are
+// added, columns the source statement drops are dropped. Rows buffered
+// under the old schema are sent first.
+func (s *Sink) evolve(ctx context.Context, t *target, old []string, schema *arrow.Schema, ddl string) error {
+	had := map[string]bool{}
+	for _, c := range old {
+		had[strings.ToLower(c)] = true
+	}
+	has := map[string]bool{}
+	var alters []string
+	for _, f := range schema.Fields()[1:] {
+		has[strings.ToLower(f.Name)] = true
+		if !had[strings.ToLower(f.Name)] {
+			alters = append(alters, "ADD COLUMN `"+f.Name+"` "+srType(f.Type, false)+" NULL")
 		}
 	}
-	return t, nil
+	for _, c := range old {
+		if !has[strings.ToLower(c)] && dropsColumn(ddl, c) {
+			alters = append(alters, "DROP COLUMN `"+c+"`")
+		}
+	}
+	if len(alters) == 0 {
+		return nil
+	}
+	if err := s.flushTarget(ctx, t); err != nil {
+		return err
+	}
+	db, addr, err := s.queryDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, a := range alters { // StarRocks runs one schema change per statement
+		stmt := "ALTER TABLE `" + t.db + "`.`" + t.table + "` " + a
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("StarRocks query port %s: %s: %w", addr, stmt, err)
+		}
+	}
+	return nil
+}
+
+// dropsColumn says whether a DDL statement drops column name.
+func dropsColumn(ddl, name string) bool {
+	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
+	return re.MatchString(ddl)
+}
+
+// queryDB opens the FE's MySQL port.
+func (s *Sink) queryDB() (*sql.DB, string, error) {
+	host, _, err := net.SplitHostPort(s.set.fes[0])
+	if err != nil {
+		return nil, "", err
+	}
+	c := gomysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = s.set.user, s.set.password, "tcp", net.JoinHostPort(host, strconv.Itoa(s.set.queryPort))
+	c.Timeout, c.AllowNativePasswords, c.InterpolateParams = 10*time.Second, true, true
+	conn, err := gomysql.NewConnector(c)
+	if err != nil {
+		return nil, "", err
+	}
+	return sql.OpenDB(conn), c.Addr, nil
 }
 
 // body is a JSON array of the buffered rows.
@@ -552,23 +617,15 @@ func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
 // ensureTable creates a missing table (save_mode create_if_missing) as a
 // PRIMARY KEY table over the FE's MySQL port, or refuses (error_if_missing).
 func (s *Sink) ensureTable(ctx context.Context, t *target, schema *arrow.Schema) error {
-	host, _, err := net.SplitHostPort(s.set.fes[0])
+	db, addr, err := s.queryDB()
 	if err != nil {
 		return err
 	}
-	c := gomysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr = s.set.user, s.set.password, "tcp", net.JoinHostPort(host, strconv.Itoa(s.set.queryPort))
-	c.Timeout, c.AllowNativePasswords, c.InterpolateParams = 10*time.Second, true, true
-	conn, err := gomysql.NewConnector(c)
-	if err != nil {
-		return err
-	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
 	var n int
 	err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", t.db, t.table).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("StarRocks query port %s: %w", c.Addr, err)
+		return fmt.Errorf("StarRocks query port %s: %w", addr, err)
 	}
 	if n > 0 {
 		return nil

@@ -239,3 +239,44 @@ func TestCreatesMissingPrimaryKeyTable(t *testing.T) {
 		t.Fatalf("rows %q", got)
 	}
 }
+
+// TestFollowsAddAndDropColumn: a DDL batch that adds a column alters the
+// table over the query port before rows with the column are loaded; a
+// column is dropped only when the source statement drops it.
+func TestFollowsAddAndDropColumn(t *testing.T) {
+	e := newEmu(t)
+	qaddr, err := e.ServeQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(qaddr, ":")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, map[string]string{"save_mode": "create_if_missing", "query_port": port})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+
+	wide := arrow.NewSchema(append(testSchema.Fields(), arrow.Field{Name: "extra", Type: arrow.PrimitiveTypes.Int32, Nullable: true}), func() *arrow.Metadata { m := testSchema.Metadata(); return &m }())
+	rb := array.NewRecordBuilder(alloc, wide)
+	ddl := connectors.Batch{Table: connectors.TableID{Database: "shop", Table: "orders"}, Record: rb.NewRecord(), DDL: "ALTER TABLE orders ADD COLUMN extra INT"}
+	write(t, s, ddl)
+	rb.Field(0).(*array.Int8Builder).Append(int8(connectors.Insert))
+	rb.Field(1).(*array.Int64Builder).Append(2)
+	rb.Field(2).(*array.StringBuilder).Append("b")
+	rb.Field(3).(*array.Int32Builder).Append(7)
+	write(t, s, connectors.Batch{Table: ddl.Table, Record: rb.NewRecord()})
+	rb.Release()
+	// a schema without extra, announced for replayed older rows: no DROP
+	write(t, s, connectors.Batch{Table: ddl.Table, Record: batch(alloc).Record, DDL: "-- schema changed"})
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(e.Alters()); got != "[shop.orders ADD COLUMN `extra` INT NULL]" {
+		t.Fatalf("alters %s", got)
+	}
+	if got := rowsOf(e); got != "1=a 2=b" {
+		t.Fatalf("rows %q", got)
+	}
+	if r := e.Rows("shop", "orders"); fmt.Sprint(r[1]["extra"]) != "7" {
+		t.Fatalf("extra not loaded: %v", r)
+	}
+	alloc.AssertSize(t, 0)
+}

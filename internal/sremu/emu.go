@@ -64,6 +64,14 @@ type Emulator struct {
 	lfe, lbe net.Listener
 	lq       net.Listener
 	maxVer   int
+	alters   []string
+}
+
+// Alters returns the ALTER TABLE statements received on the query port.
+func (e *Emulator) Alters() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.alters...)
 }
 
 // LoadRecord is one committed load, for invariant checks (I3, I7).

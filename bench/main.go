@@ -70,6 +70,7 @@ func run() error {
 		{"checkpoint_commit.json", func() ([]Figure, error) { return checkpointCommit(500) }},
 		{"checkpoint_cost.json", func() ([]Figure, error) { return checkpointCost(5**rows, *runs) }}, // runs of several seconds: several checkpoints each
 		{"cdc_mysql.json", func() ([]Figure, error) { return cdcBench(*cdcRows) }},
+		{"starrocks_e2e.json", func() ([]Figure, error) { return starrocksBench(10) }},
 	}
 	for _, r := range reports {
 		if *only != "" && r.file != *only {

@@ -65,6 +65,9 @@ type Emulator struct {
 	lq       net.Listener
 	maxVer   int
 	alters   []string
+	// TrackVisibility stamps each applied row with "__visible_at" (a
+	// time.Time), for latency benchmarks. Set before loads arrive.
+	TrackVisibility bool
 }
 
 // Alters returns the ALTER TABLE statements received on the query port.
@@ -315,9 +318,13 @@ func (e *Emulator) streamLoad(w http.ResponseWriter, r *http.Request, db, table 
 // apply upserts/deletes rows into t (caller holds mu).
 func (e *Emulator) apply(t *Table, rows []map[string]any) {
 	t.versions++
+	now := time.Now()
 	for _, row := range rows {
 		op := fmt.Sprint(row["__op"])
 		delete(row, "__op")
+		if e.TrackVisibility {
+			row["__visible_at"] = now
+		}
 		if len(t.Key) == 0 {
 			k := fmt.Sprint(len(t.order))
 			t.rows[k] = row

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"sluice/connectors"
+	"sluice/connectors/mysqlcdc"
+	"sluice/connectors/starrocks"
+	"sluice/internal/mariadbtest"
+	"sluice/internal/sremu"
+)
+
+// starrocksBench runs binlog → Arrow → StarRocks Stream Load (the
+// emulator, with a 50 ms commit like a real FE's publish) at a steady
+// 10k rows/s written by the database itself (a stored procedure, so the
+// load generator costs this process nothing), flushing every second as a
+// 1 s checkpoint interval would. It reports rows per CPU-second of this
+// process and the latency from the source commit to visibility in the
+// target, p50 and p99.
+func starrocksBench(seconds int) ([]Figure, error) {
+	dir, err := os.MkdirTemp("", "sluice-bench-sr-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := mariadbtest.StartDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	db, err := sql.Open("mysql", srv.DSN(""))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE DATABASE b; CREATE TABLE b.e (id BIGINT PRIMARY KEY, customer INT, amount DECIMAL(12,2), note VARCHAR(40), created DATETIME(6));
+		CREATE PROCEDURE b.gen(n INT) BEGIN
+		  DECLARE i INT DEFAULT 0;
+		  WHILE i < n DO
+		    INSERT INTO b.e SELECT i * 100 + seq, seq % 997, seq / 3, CONCAT('note-', seq), NOW(6) FROM b.seq_1_to_100;
+		    SET i = i + 1;
+		    DO SLEEP(0.01);
+		  END WHILE;
+		END`); err != nil {
+		return nil, err
+	}
+	emu, err := sremu.Start("root", "")
+	if err != nil {
+		return nil, err
+	}
+	defer emu.Close()
+	emu.TrackVisibility = true
+	emu.SetFaults(sremu.Faults{CommitLatency: 50 * time.Millisecond})
+	emu.CreateTable("b", "e", "id")
+
+	srcCfg, err := mysqlcdc.Options.Validate("mysql_cdc", map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(srv.Port),
+		"user": mariadbtest.ReplUser, "password": mariadbtest.ReplPass, "tables": `b\.e`, "startup.mode": "latest", "server_id": "9003"})
+	if err != nil {
+		return nil, err
+	}
+	env := connectors.Env{Job: "bench", JobID: 2, Attempt: 1, Alloc: memory.NewGoAllocator()}
+	src, err := mysqlcdc.Spec().NewSource(srcCfg, env)
+	if err != nil {
+		return nil, err
+	}
+	sinkCfg, err := starrocks.Options.Validate("starrocks", map[string]string{"fe": emu.FE, "user": "root", "save_mode": "ignore", "batch.interval": "1s"})
+	if err != nil {
+		return nil, err
+	}
+	sink, err := starrocks.Spec().NewSink(sinkCfg, env)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := src.Open(ctx, nil); err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	if err := sink.Open(ctx); err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+
+	want := seconds * 100 * 100 // 100 statements of 100 rows per second
+	genDone := make(chan error, 1)
+	go func() { _, err := db.Exec("CALL b.gen(?)", seconds*100); genDone <- err }()
+	c0, w0 := cpuTime(), time.Now()
+	rows, lastFlush := 0, time.Now()
+	for rows < want {
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		b, err := src.Read(rctx)
+		cancel()
+		if err == nil {
+			rows += int(b.Rows())
+			err = sink.Write(ctx, b)
+			b.Release()
+			if err != nil {
+				return nil, err
+			}
+		} else if rctx.Err() == nil {
+			return nil, err
+		}
+		if time.Since(lastFlush) >= time.Second { // a 1 s checkpoint's flush
+			if err := sink.Flush(ctx); err != nil {
+				return nil, err
+			}
+			lastFlush = time.Now()
+		}
+		if time.Since(w0) > time.Duration(seconds+60)*time.Second {
+			return nil, fmt.Errorf("only %d of %d rows after %s", rows, want, time.Since(w0))
+		}
+	}
+	if err := sink.Flush(ctx); err != nil {
+		return nil, err
+	}
+	cpu, wall := cpuTime()-c0, time.Since(w0)
+	if err := <-genDone; err != nil {
+		return nil, err
+	}
+	var lat []time.Duration
+	for _, r := range emu.Rows("b", "e") {
+		created, err := time.ParseInLocation("2006-01-02 15:04:05.999999", fmt.Sprint(r["created"]), time.Local)
+		if err != nil {
+			continue
+		}
+		if at, ok := r["__visible_at"].(time.Time); ok {
+			lat = append(lat, at.Sub(created))
+		}
+	}
+	if len(lat) != want {
+		return nil, fmt.Errorf("%d rows visible, want %d", len(lat), want)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) float64 { return lat[int(q*float64(len(lat)-1))].Seconds() }
+	note := fmt.Sprintf("%d rows in %.1f s at ~10k rows/s, at-least-once, flush every 1 s, emulator commit 50 ms; %d loads", want, wall.Seconds(), len(emu.Loads()))
+	return []Figure{
+		{Name: "binlog → Arrow → StarRocks Stream Load, rows per CPU-second", Value: float64(want) / cpu.Seconds(), Unit: "rows/CPU-s",
+			Floor: 250_000, Goal: 500_000, Note: note + "; CPU of this whole process, which also runs the emulator (JSON decoding, HTTP server): an upper bound on the engine's cost, measured at 10k rows/s rather than at full speed"},
+		{Name: "latency source commit → visible, p50", Value: p(0.50), Unit: "s", Note: note},
+		{Name: "latency source commit → visible, p99", Value: p(0.99), Unit: "s", Floor: 2.5, Goal: 1.2, Note: "floor and goal are upper bounds (quality.md)"},
+	}, nil
+}

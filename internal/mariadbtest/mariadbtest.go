@@ -37,8 +37,8 @@ type Server struct {
 	args []string
 }
 
-// Binary finds mariadbd (Debian puts it in /usr/sbin, often not on PATH).
-func Binary() (string, error) {
+// binary finds mariadbd (Debian puts it in /usr/sbin, often not on PATH).
+func binary() (string, error) {
 	if p, err := exec.LookPath("mariadbd"); err == nil {
 		return p, nil
 	}
@@ -50,8 +50,8 @@ func Binary() (string, error) {
 	return "", fmt.Errorf("mariadbd not found: install mariadb-server (Debian: apt-get install mariadb-server; `make test` does it)")
 }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort() (int, error) {
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -75,7 +75,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 // StartDir creates a server in dir (which must be empty or absent) and
 // starts it. The caller stops it.
 func StartDir(dir string, extra ...string) (*Server, error) {
-	bin, err := Binary()
+	bin, err := binary()
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func StartDir(dir string, extra ...string) (*Server, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +157,6 @@ func (s *Server) start() error {
 	}
 	s.Kill()
 	return fmt.Errorf("mariadbd did not accept connections within 60s (log: %s)", filepath.Join(s.Dir, "err.log"))
-}
-
-// Restart stops the server cleanly and starts it again on the same port.
-func (s *Server) Restart() error {
-	s.Stop()
-	return s.start()
 }
 
 func tail(s string, n int) string {

@@ -30,8 +30,21 @@ type chunkWork struct {
 }
 
 type bufRow struct {
-	vals    []any // the row, or its last image when deleted
+	cells   [][]byte // the row as the snapshot read it (text; nil = NULL), until a change replaces it
+	vals    []any    // a change's image: the row, or its last image when deleted
 	deleted bool
+}
+
+// keyString is the row's key in encodeKey form.
+func (r *bufRow) keyString(t *table) string {
+	if r.vals != nil {
+		return t.keyString(r.vals)
+	}
+	key := make([]any, len(t.PK))
+	for i, k := range t.PK {
+		key[i], _ = t.Cols[k].fromText(r.cells[k])
+	}
+	return encodeKey(key)
 }
 
 // owns says whether a change of key belongs to the chunk: a key the chunk
@@ -40,7 +53,7 @@ func (w *chunkWork) owns(key []any, ks string) bool {
 	if w.rows == nil { // most windows see no change of the chunk's keys
 		w.rows = make(map[string]*bufRow, len(w.list))
 		for _, r := range w.list {
-			w.rows[w.t.keyString(r.vals)] = r
+			w.rows[r.keyString(w.t)] = r
 		}
 	}
 	if _, ok := w.rows[ks]; ok {
@@ -78,7 +91,7 @@ func (w *chunkWork) route(k connectors.RowKind, vals []any, src *table) bool {
 		w.rows[ks] = r
 		w.list = append(w.list, r)
 	}
-	r.vals, r.deleted = vals, k == connectors.Delete || k == connectors.UpdateBefore
+	r.vals, r.cells, r.deleted = vals, nil, k == connectors.Delete || k == connectors.UpdateBefore
 	return true
 }
 
@@ -331,19 +344,26 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 		if err := rows.Scan(dest...); err != nil {
 			return 0, nil, h, err
 		}
-		vals := make([]any, len(t.Cols))
-		for i := range t.Cols {
-			v, err := t.Cols[i].fromText(raw[i])
-			if err != nil {
-				return 0, nil, h, fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
-			}
-			vals[i] = v
+		// One copy of the row's text; it is converted to Arrow only when
+		// emitted (most rows are never patched by a change).
+		size := 0
+		for _, c := range raw {
+			size += len(c)
 		}
-		w.list = append(w.list, &bufRow{vals: vals})
+		buf := make([]byte, 0, size)
+		cells := make([][]byte, len(raw))
+		for i, c := range raw {
+			if c != nil {
+				start := len(buf)
+				buf = append(buf, c...)
+				cells[i] = buf[start:len(buf):len(buf)]
+			}
+		}
+		w.list = append(w.list, &bufRow{cells: cells})
 		n++
 		last = last[:0]
 		for _, k := range t.PK {
-			last = append(last, append([]byte{}, raw[k]...))
+			last = append(last, cells[k])
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -366,9 +386,14 @@ func (s *Source) finishChunk() error {
 		// A key deleted in the window may have reached the sink before
 		// the chunk started (a change of a not-yet-snapshotted key), so
 		// its delete is emitted too; for other keys it is a no-op.
-		if r.deleted {
+		switch {
+		case r.deleted:
 			s.appendRow(w.t, connectors.Delete, r.vals)
-		} else {
+		case r.cells != nil:
+			if err := s.appendCells(w.t, r.cells); err != nil {
+				return fmt.Errorf("snapshot %s: %w", w.t.key(), err)
+			}
+		default:
 			s.appendRow(w.t, connectors.Insert, r.vals)
 		}
 	}

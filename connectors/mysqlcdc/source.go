@@ -585,6 +585,28 @@ func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
 // appendRow adds a row to the pending batch of t without counting it (a
 // snapshot chunk's rows are not counted: a restart recomputes them).
 func (s *Source) appendRow(t *table, k connectors.RowKind, vals []any) {
+	rb := s.builder(t, k)
+	for i, v := range vals {
+		appendValue(rb.Field(i+1), v)
+	}
+	s.rowAdded()
+}
+
+// appendCells adds a snapshot row, converting its text straight into the
+// builders (an INSERT; not counted, like appendRow).
+func (s *Source) appendCells(t *table, cells [][]byte) error {
+	rb := s.builder(t, connectors.Insert)
+	for i, c := range cells {
+		if err := appendText(rb.Field(i+1), &t.Cols[i], c); err != nil {
+			return fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
+		}
+	}
+	s.rowAdded()
+	return nil
+}
+
+// builder returns the pending batch of t with the row kind appended.
+func (s *Source) builder(t *table, k connectors.RowKind) *array.RecordBuilder {
 	if s.cur != nil && s.cur.t != t {
 		s.cut()
 	}
@@ -592,9 +614,10 @@ func (s *Source) appendRow(t *table, k connectors.RowKind, vals []any) {
 		s.cur = &pendingBatch{t: t, rb: array.NewRecordBuilder(s.env.Alloc, t.schema)}
 	}
 	s.cur.rb.Field(0).(*array.Int8Builder).Append(int8(k))
-	for i, v := range vals {
-		appendValue(s.cur.rb.Field(i+1), v)
-	}
+	return s.cur.rb
+}
+
+func (s *Source) rowAdded() {
 	s.cur.n++
 	if s.cur.n >= s.batchRows {
 		s.cut()

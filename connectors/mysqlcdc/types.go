@@ -571,6 +571,52 @@ func parseTime(s string) (int64, error) {
 	return us, nil
 }
 
+// appendText adds one snapshot (text protocol) value to b: the common
+// kinds directly, the others through fromText. nil is NULL.
+func appendText(b array.Builder, c *column, v []byte) error {
+	if v == nil {
+		b.AppendNull()
+		return nil
+	}
+	switch c.kind {
+	case kInt:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return err
+		}
+		switch b := b.(type) {
+		case *array.Int8Builder:
+			b.Append(int8(n))
+		case *array.Int16Builder:
+			b.Append(int16(n))
+		case *array.Int32Builder:
+			b.Append(int32(n))
+		case *array.Int64Builder:
+			b.Append(n)
+		}
+		return nil
+	case kString, kEnum, kSet, kJSON:
+		b.(*array.StringBuilder).BinaryBuilder.Append(v)
+		return nil
+	case kBinary:
+		b.(*array.BinaryBuilder).Append(v)
+		return nil
+	case kFloat64:
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return err
+		}
+		b.(*array.Float64Builder).Append(f)
+		return nil
+	}
+	val, err := c.fromText(v)
+	if err != nil {
+		return err
+	}
+	appendValue(b, val)
+	return nil
+}
+
 // appendValue adds one canonical value to the builder of column c.
 func appendValue(b array.Builder, v any) {
 	if v == nil {

@@ -280,3 +280,19 @@ func TestFollowsAddAndDropColumn(t *testing.T) {
 	}
 	alloc.AssertSize(t, 0)
 }
+
+// TestFailsOverToTheNextFE: an FE that does not answer is skipped.
+func TestFailsOverToTheNextFE(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, map[string]string{"fe": "127.0.0.1:1," + e.FE, "max_retries": "0"})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "1=a" {
+		t.Fatalf("rows %q", got)
+	}
+	alloc.AssertSize(t, 0)
+}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -107,6 +108,13 @@ type Sink struct {
 	seq     int // at-least-once: loads so far (labels)
 	run     string
 
+	// at-least-once: a timer sends tables whose rows waited batch.interval
+	// when no batch arrives; mu serialises it with the engine's calls.
+	mu    sync.Mutex
+	bgErr error
+	stop  chan struct{}
+	done  chan struct{}
+
 	// exactly-once
 	base     uint64          // checkpoint this run recovered from
 	k        int             // barriers so far in this run
@@ -133,10 +141,36 @@ func newSink(cfg connectors.Config, env connectors.Env) *Sink {
 		c: newClient(set.fes, set.user, set.password, set.timeout, set.retries, set.backoff)}
 }
 
-// Open checks the FE answers.
+// Open prepares the run; at-least-once starts the interval timer.
 func (s *Sink) Open(ctx context.Context) error {
 	s.run = fmt.Sprintf("a%d", s.env.Attempt)
+	if !s.set.exactlyOnce {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.timer()
+	}
 	return nil
+}
+
+func (s *Sink) timer() {
+	defer close(s.done)
+	tick := time.NewTicker(max(s.set.interval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			for _, t := range s.targets {
+				if s.bgErr == nil && len(t.buf) > 0 && time.Since(t.since) >= s.set.interval {
+					ctx, cancel := context.WithTimeout(context.Background(), s.set.timeout*time.Duration(s.set.retries+2))
+					s.bgErr = s.flushTarget(ctx, t)
+					cancel()
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
 }
 
 var labelChars = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -158,6 +192,11 @@ func placeholder(pattern string, id connectors.TableID) string {
 // Write encodes a batch's rows as JSON with __op, keeping the last change
 // per key.
 func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgErr != nil {
+		return s.bgErr
+	}
 	t, err := s.target(ctx, b)
 	if err != nil {
 		return err
@@ -410,6 +449,11 @@ func (s *Sink) loadOutcome(ctx context.Context, t *target, label string, r respo
 
 // Flush writes every buffer (at a barrier, and before Close).
 func (s *Sink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgErr != nil {
+		return s.bgErr
+	}
 	for _, t := range s.targets {
 		if err := s.flushTarget(ctx, t); err != nil {
 			return err
@@ -418,8 +462,16 @@ func (s *Sink) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close drops unflushed rows: the engine flushes at every checkpoint.
-func (s *Sink) Close() error { return nil }
+// Close stops the timer and drops unflushed rows: the engine flushes at
+// every checkpoint.
+func (s *Sink) Close() error {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+	}
+	return nil
+}
 
 // ---- exactly-once -------------------------------------------------------
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -61,6 +62,7 @@ func sinkFor(t *testing.T, e *sremu.Emulator, attempt int, opts map[string]strin
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -293,6 +295,24 @@ func TestFailsOverToTheNextFE(t *testing.T) {
 	}
 	if got := rowsOf(e); got != "1=a" {
 		t.Fatalf("rows %q", got)
+	}
+	alloc.AssertSize(t, 0)
+}
+
+// TestIntervalFlushWithoutNewBatches: at-least-once rows are loaded after
+// batch.interval even when no further batch arrives.
+func TestIntervalFlushWithoutNewBatches(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	s := sinkFor(t, e, 1, map[string]string{"batch.interval": "100ms"})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	deadline := time.Now().Add(5 * time.Second)
+	for rowsOf(e) != "1=a" {
+		if time.Now().After(deadline) {
+			t.Fatalf("rows %q after 5s with batch.interval 100ms", rowsOf(e))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	alloc.AssertSize(t, 0)
 }

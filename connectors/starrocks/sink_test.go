@@ -84,12 +84,13 @@ func write(t *testing.T, s *Sink, b connectors.Batch) {
 }
 
 // TestAtLeastOnceUpsertsDeletesAndRetries: __op upserts and deletes, the
-// last change of a key wins within a load, and 5xx answers are retried
-// with the same label (no load applied twice under two labels).
+// last change of a key wins within a load, and 5xx answers and connections
+// reset mid-body are retried with the same label (no load applied twice
+// under two labels).
 func TestAtLeastOnceUpsertsDeletesAndRetries(t *testing.T) {
 	e := newEmu(t)
 	e.CreateTable("shop", "orders", "id")
-	e.SetFaults(sremu.Faults{FailEvery: 2})
+	e.SetFaults(sremu.Faults{FailEvery: 2, ResetEvery: 3})
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	s := sinkFor(t, e, 1, nil)
 	write(t, s, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 2, "b", connectors.Insert, 3, "c"))

@@ -39,6 +39,9 @@ type Faults struct {
 	LoseCommitResponse bool
 	// CommitLatency delays every commit and every plain Stream Load.
 	CommitLatency time.Duration
+	// ResetEvery makes every n-th load request read part of its body and
+	// then drop the connection (0: never).
+	ResetEvery int
 }
 
 type txn struct {
@@ -234,10 +237,20 @@ func (e *Emulator) serveBE(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.requests++
 	fail := e.faults.FailEvery > 0 && e.requests%e.faults.FailEvery == 0
+	reset := e.faults.ResetEvery > 0 && e.requests%e.faults.ResetEvery == 0
 	e.mu.Unlock()
 	if fail {
 		http.Error(w, "emulated internal error", http.StatusInternalServerError)
 		return
+	}
+	if reset {
+		_, _ = io.CopyN(io.Discard, r.Body, 16) // part of the body, then the connection goes
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
 	}
 	path := strings.Trim(r.URL.Path, "/")
 	switch {

@@ -21,12 +21,14 @@ func main() {
 	password := flag.String("password", "", "password")
 	latency := flag.Duration("commit-latency", 50*time.Millisecond, "delay of every commit, like a real FE's publish")
 	failEvery := flag.Int("fail-every", 0, "answer every n-th load request with HTTP 500 (0: never)")
+	track := flag.Bool("track-visibility", false, "stamp rows with __visible_at (for latency benchmarks)")
 	flag.Parse()
 	e, err := sremu.StartOn(*user, *password, *fe)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starrocks-emulator:", err)
 		os.Exit(1)
 	}
+	e.TrackVisibility = *track
 	q, err := e.ServeQueriesOn(*query)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starrocks-emulator:", err)

@@ -206,48 +206,57 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 		return err
 	}
 	fields := b.Record.Schema().Fields()
+	// Column indexes of the key, and each column's JSON name, once per batch.
+	pkIdx := make([]int, 0, len(t.pk))
+	for _, c := range t.pk {
+		for j := 1; j < len(fields); j++ {
+			if fields[j].Name == c {
+				pkIdx = append(pkIdx, j)
+			}
+		}
+	}
+	names := make([][]byte, len(fields))
+	for j := 1; j < len(fields); j++ {
+		names[j], _ = json.Marshal(fields[j].Name)
+	}
+	var key, row []byte
 	for i := 0; i < int(b.Record.NumRows()); i++ {
 		k := connectors.RowKind(kinds.Value(i))
 		del := k == connectors.Delete || k == connectors.UpdateBefore
-		obj := map[string]any{}
-		var key strings.Builder
+		if len(t.pk) == 0 && del {
+			continue // a duplicate-key table keeps history: deletes do not apply
+		}
+		key = key[:0]
+		for _, j := range pkIdx {
+			key = appendJSON(key, b.Record.Column(j), i)
+			key = append(key, 0)
+		}
+		row = append(row[:0], '{')
 		for j := 1; j < len(fields); j++ {
-			obj[fields[j].Name] = jsonValue(b.Record.Column(j), i)
+			if del && !contains(pkIdx, j) {
+				continue // a delete needs only the key
+			}
+			if len(row) > 1 {
+				row = append(row, ',')
+			}
+			row = append(append(row, names[j]...), ':')
+			row = appendJSON(row, b.Record.Column(j), i)
 		}
-		if len(t.pk) == 0 {
-			if del {
-				continue // a duplicate-key table keeps history: deletes do not apply
-			}
-		} else {
-			for _, c := range t.pk {
-				fmt.Fprintf(&key, "%v\x00", obj[c])
-			}
-			if del { // a delete needs only the key
-				kobj := map[string]any{}
-				for _, c := range t.pk {
-					kobj[c] = obj[c]
-				}
-				obj = kobj
-			}
-		}
-		op := 0
 		if del {
-			op = 1
+			row = append(row, `,"__op":1}`...)
+		} else {
+			row = append(row, `,"__op":0}`...)
 		}
-		obj["__op"] = op
-		data, err := json.Marshal(obj)
-		if err != nil {
-			return err
-		}
+		data := append([]byte(nil), row...)
 		if t.rows == nil {
 			t.rows, t.since = map[string]int{}, time.Now()
 		}
-		if idx, ok := t.rows[key.String()]; ok && len(t.pk) > 0 {
+		if idx, ok := t.rows[string(key)]; ok && len(t.pk) > 0 {
 			t.bytes += len(data) - len(t.buf[idx])
 			t.buf[idx] = data
 		} else {
 			if len(t.pk) > 0 {
-				t.rows[key.String()] = len(t.buf)
+				t.rows[string(key)] = len(t.buf)
 			}
 			t.buf = append(t.buf, data)
 			t.bytes += len(data)
@@ -763,6 +772,67 @@ func srType(t arrow.DataType, key bool) string {
 		return "VARBINARY"
 	}
 	return "STRING"
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// appendJSON appends one Arrow value as JSON, the common types directly.
+func appendJSON(dst []byte, a arrow.Array, i int) []byte {
+	if a.IsNull(i) {
+		return append(dst, "null"...)
+	}
+	switch a := a.(type) {
+	case *array.Int8:
+		return strconv.AppendInt(dst, int64(a.Value(i)), 10)
+	case *array.Int16:
+		return strconv.AppendInt(dst, int64(a.Value(i)), 10)
+	case *array.Int32:
+		return strconv.AppendInt(dst, int64(a.Value(i)), 10)
+	case *array.Int64:
+		return strconv.AppendInt(dst, a.Value(i), 10)
+	case *array.Uint8:
+		return strconv.AppendUint(dst, uint64(a.Value(i)), 10)
+	case *array.Uint16:
+		return strconv.AppendUint(dst, uint64(a.Value(i)), 10)
+	case *array.Uint32:
+		return strconv.AppendUint(dst, uint64(a.Value(i)), 10)
+	case *array.String:
+		return appendJSONString(dst, a.Value(i))
+	}
+	data, _ := json.Marshal(jsonValue(a, i))
+	return append(dst, data...)
+}
+
+// appendJSONString appends s as a JSON string (encoding/json's escaping
+// of control characters, quotes and backslashes; UTF-8 passes through).
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }
 
 // jsonValue renders one Arrow value as StarRocks reads it from JSON.

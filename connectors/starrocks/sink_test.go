@@ -2,6 +2,7 @@ package starrocks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -316,4 +317,20 @@ func TestIntervalFlushWithoutNewBatches(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	alloc.AssertSize(t, 0)
+}
+
+// TestJSONStringsMatchEncodingJSON: the hand-written string encoder agrees
+// with encoding/json on what StarRocks will decode.
+func TestJSONStringsMatchEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ back`, "new\nline\ttab\rcr", "\x00\x01\x1f", "héllo 世界 🎉", "</script>&"} {
+		var got, want any
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		data, _ := json.Marshal(s)
+		_ = json.Unmarshal(data, &want)
+		if got != want {
+			t.Errorf("%q: decoded %q, want %q", s, got, want)
+		}
+	}
 }

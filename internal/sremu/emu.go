@@ -336,7 +336,7 @@ func (e *Emulator) apply(t *Table, rows []map[string]any) {
 		op := fmt.Sprint(row["__op"])
 		delete(row, "__op")
 		if e.TrackVisibility {
-			row["__visible_at"] = now
+			row["__visible_at"] = now.UTC().Format("2006-01-02 15:04:05.000000")
 		}
 		if len(t.Key) == 0 {
 			k := fmt.Sprint(len(t.order))

@@ -20,27 +20,35 @@ import (
 	"sluice/internal/mariadbtest"
 )
 
+// startMariaDB starts a throwaway MariaDB in a temporary directory and
+// opens an admin pool; stop removes both.
+func startMariaDB() (srv *mariadbtest.Server, db *sql.DB, dir string, stop func(), err error) {
+	if dir, err = os.MkdirTemp("", "sluice-bench-mariadb-"); err != nil {
+		return nil, nil, "", nil, err
+	}
+	if srv, err = mariadbtest.StartDir(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, "", nil, err
+	}
+	if db, err = sql.Open("mysql", srv.DSN("")); err != nil {
+		srv.Stop()
+		os.RemoveAll(dir)
+		return nil, nil, "", nil, err
+	}
+	return srv, db, dir, func() { db.Close(); srv.Stop(); os.RemoveAll(dir) }, nil
+}
+
 // cdcBench measures the mysql_cdc source against its baselines, side by
 // side on one throwaway MariaDB: binlog decoding (the source's binlog →
 // Arrow path against a bare go-mysql read loop over the same binlog, both
 // per CPU-second of this process) and the initial snapshot (against a raw
 // SELECT * scan of the same table, wall clock).
 func cdcBench(rows int) ([]Figure, error) {
-	dir, err := os.MkdirTemp("", "sluice-bench-mariadb-")
+	srv, db, _, stop, err := startMariaDB()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := mariadbtest.StartDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Stop()
-	db, err := sql.Open("mysql", srv.DSN(""))
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
+	defer stop()
 	if _, err := db.Exec("CREATE DATABASE b; CREATE TABLE b.t (id INT PRIMARY KEY, a BIGINT, s VARCHAR(64), d DECIMAL(12,2), ts DATETIME(6), f DOUBLE)"); err != nil {
 		return nil, err
 	}

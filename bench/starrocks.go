@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -26,21 +25,11 @@ import (
 // process and the latency from the source commit to visibility in the
 // target, p50 and p99.
 func starrocksBench(seconds int) ([]Figure, error) {
-	dir, err := os.MkdirTemp("", "sluice-bench-sr-")
+	srv, db, dir, stop, err := startMariaDB()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := mariadbtest.StartDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Stop()
-	db, err := sql.Open("mysql", srv.DSN(""))
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
+	defer stop()
 	if _, err := db.Exec(`CREATE DATABASE b; CREATE TABLE b.e (id BIGINT PRIMARY KEY, customer INT, amount DECIMAL(12,2), note VARCHAR(40), created DATETIME(6));
 		CREATE PROCEDURE b.gen(n INT) BEGIN
 		  DECLARE i INT DEFAULT 0;

@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -68,6 +69,14 @@ type Batch struct {
 	// and DDL is the source statement that changed it (for logs and sinks
 	// that map renames). Sinks apply it before the batches that follow.
 	DDL string
+}
+
+// DropsColumn says whether the source statement of a DDL batch drops
+// column name. Sinks drop a target column only then: a schema announced for
+// rows replayed from before a later ADD COLUMN lacks that column too.
+func DropsColumn(ddl, name string) bool {
+	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
+	return re.MatchString(ddl)
 }
 
 // Metadata keys that sources put on schemas, for sinks that create or alter

@@ -9,8 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"sluice/connectors"
-	"sluice/connectors/mysqlsink"
 	"sluice/internal/mariadbtest"
 )
 
@@ -29,19 +27,7 @@ func TestSchemaChangesAndNewTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	cfg, err := mysqlsink.Options.Validate("mysql", map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(srv.Port),
-		"user": mariadbtest.AdminUser, "password": mariadbtest.AdminPass, "database": "dd_dst", "batch.interval": "50ms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := mysqlsink.Spec().NewSink(cfg, connectors.Env{Job: "ddl", Alloc: alloc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sk.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer sk.Close()
+	sk := newMySQLSink(t, alloc, "dd_dst", "batch.interval", "50ms")
 	var ddls []string
 	pump := func(d time.Duration) {
 		end := time.Now().Add(d)

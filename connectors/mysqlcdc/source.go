@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -169,7 +168,7 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 		User: s.set.user, Password: s.set.password, Charset: "utf8mb4",
 		ParseTime: true, UseDecimal: true, HeartbeatPeriod: s.set.heartbeat, ReadTimeout: 3*s.set.heartbeat + 5*time.Second,
 		MaxReconnectAttempts: 10, EventCacheCount: 512, VerifyChecksum: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: discardLogger,
 	}
 	s.syncer = replication.NewBinlogSyncer(cfg)
 	if start.GTID != "" {

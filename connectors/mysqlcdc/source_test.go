@@ -2,7 +2,6 @@ package mysqlcdc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -55,10 +54,9 @@ func newSource(t *testing.T, alloc memory.Allocator, opts map[string]string) *So
 
 // collected is what a test reader saw: rows per table as "kind:json".
 type collected struct {
-	rows  []string
-	ddl   []string
-	last  connectors.Position
-	count int
+	rows []string
+	ddl  []string
+	last connectors.Position
 }
 
 // readUntil reads batches until cond holds or the timeout passes.
@@ -82,8 +80,6 @@ func readUntil(t *testing.T, src *Source, c *collected, cond func() bool) {
 			c.ddl = append(c.ddl, b.Table.String()+": "+b.DDL)
 		}
 		kinds, _ := connectors.RowKinds(b.Record)
-		js, _ := json.Marshal(b.Record)
-		_ = js
 		for i := 0; i < int(b.Record.NumRows()); i++ {
 			var vals []string
 			for j := 1; j < int(b.Record.NumCols()); j++ {

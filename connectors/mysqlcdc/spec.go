@@ -3,7 +3,6 @@ package mysqlcdc
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -11,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"sluice/connectors"
+	"sluice/connectors/mysqlconn"
 )
 
 // Spec declares the mysql_cdc source.
@@ -165,18 +163,8 @@ func allocatedServerID(jobID uint64) uint32 {
 }
 
 func openDB(s settings) (*sql.DB, error) {
-	c := gomysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr = s.user, s.password, "tcp", s.addr()
-	c.Params = map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}
-	c.Timeout, c.ReadTimeout = 10*time.Second, 10*time.Minute
-	c.AllowNativePasswords = true
-	conn, err := gomysql.NewConnector(c)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(4)
-	return db, nil
+	return mysqlconn.Open(mysqlconn.Config{Addr: s.addr(), User: s.user, Password: s.password,
+		Params: map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}, ReadTimeout: 10 * time.Minute, MaxOpen: 4})
 }
 
 // serverInfo is what preflight learned.
@@ -192,12 +180,8 @@ func preflight(ctx context.Context, db *sql.DB, s settings) (serverInfo, error) 
 	var info serverInfo
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		var me *gomysql.MySQLError
-		if errors.As(err, &me) && me.Number == 1045 {
-			return info, fmt.Errorf("%w: %s refused user %q: wrong user or password (%s)", connectors.ErrUnreachable, s.addr(), s.user, me.Message)
-		}
-		return info, fmt.Errorf("%w: cannot reach %s: %v; check host and port, and that the server accepts TCP connections from sluice", connectors.ErrUnreachable, s.addr(), err)
+	if err := mysqlconn.Ping(ctx, db, s.addr(), s.user); err != nil {
+		return info, err
 	}
 	var logBin int
 	var format, image string

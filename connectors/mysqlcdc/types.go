@@ -1,6 +1,7 @@
 package mysqlcdc
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -670,17 +671,13 @@ func appendValue(b array.Builder, v any) {
 func compareValues(a, b any) int {
 	switch x := a.(type) {
 	case int64:
-		y := b.(int64)
-		return cmp3(x < y, x > y)
+		return cmp.Compare(x, b.(int64))
 	case uint64:
-		y := b.(uint64)
-		return cmp3(x < y, x > y)
+		return cmp.Compare(x, b.(uint64))
 	case float64:
-		y := b.(float64)
-		return cmp3(x < y, x > y)
+		return cmp.Compare(x, b.(float64))
 	case int32:
-		y := b.(int32)
-		return cmp3(x < y, x > y)
+		return cmp.Compare(x, b.(int32))
 	case decimal128.Num:
 		return x.Cmp(b.(decimal128.Num))
 	case decimal256.Num:
@@ -689,16 +686,6 @@ func compareValues(a, b any) int {
 		return strings.Compare(x, b.(string))
 	case []byte:
 		return strings.Compare(string(x), string(b.([]byte)))
-	}
-	return 0
-}
-
-func cmp3(less, more bool) int {
-	if less {
-		return -1
-	}
-	if more {
-		return 1
 	}
 	return 0
 }

@@ -41,6 +41,30 @@ var typeRows = []string{
 	  'a', 'NULL', 'N', 'NULL', x'61626364', x'00', x'', 'b', 'x,y,z', '[]', ST_GeomFromText('LINESTRING(0 0,1 1)'))`,
 }
 
+// newMySQLSink opens a mysql sink into database on the test server; it is
+// closed when the test ends. extra are more options, as key, value pairs.
+func newMySQLSink(t *testing.T, alloc memory.Allocator, database string, extra ...string) connectors.Sink {
+	t.Helper()
+	raw := map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(srv.Port),
+		"user": mariadbtest.AdminUser, "password": mariadbtest.AdminPass, "database": database}
+	for i := 0; i+1 < len(extra); i += 2 {
+		raw[extra[i]] = extra[i+1]
+	}
+	cfg, err := mysqlsink.Options.Validate("mysql", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := mysqlsink.Spec().NewSink(cfg, connectors.Env{Job: t.Name(), Alloc: alloc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sk.Close() })
+	return sk
+}
+
 // TestEveryTypeSnapshotBinlogAndSink reads a table holding every type
 // twice, once by the snapshot (text protocol) and once from the binlog,
 // requires identical Arrow values, then writes both through the mysql sink
@@ -54,19 +78,7 @@ func TestEveryTypeSnapshotBinlogAndSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	sinkCfg, err := mysqlsink.Options.Validate("mysql", map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(srv.Port),
-		"user": mariadbtest.AdminUser, "password": mariadbtest.AdminPass, "database": "ty_dst"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := mysqlsink.Spec().NewSink(sinkCfg, connectors.Env{Job: "types", Alloc: alloc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sk.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer sk.Close()
+	sk := newMySQLSink(t, alloc, "ty_dst")
 
 	rows := map[string][]string{} // id → column values as Arrow renders them
 	read := func(want int) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,9 +14,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"sluice/connectors"
+	"sluice/connectors/mysqlconn"
 )
 
 // Spec declares the mysql sink.
@@ -66,30 +66,14 @@ func parse(cfg connectors.Config) settings {
 func (s settings) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
 
 func open(s settings) (*sql.DB, error) {
-	c := gomysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr = s.user, s.password, "tcp", s.addr()
-	c.Params = map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4", "sql_mode": "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"}
-	c.Timeout = 10 * time.Second
-	c.AllowNativePasswords = true
-	conn, err := gomysql.NewConnector(c)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(2)
-	return db, nil
+	return mysqlconn.Open(mysqlconn.Config{Addr: s.addr(), User: s.user, Password: s.password, MaxOpen: 2,
+		Params: map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4", "sql_mode": "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"}})
 }
 
 func ping(ctx context.Context, db *sql.DB, s settings) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		if me, ok := err.(*gomysql.MySQLError); ok && me.Number == 1045 {
-			return fmt.Errorf("%w: %s refused user %q: wrong user or password (%s)", connectors.ErrUnreachable, s.addr(), s.user, me.Message)
-		}
-		return fmt.Errorf("%w: cannot reach %s: %v", connectors.ErrUnreachable, s.addr(), err)
-	}
-	return nil
+	return mysqlconn.Ping(ctx, db, s.addr(), s.user)
 }
 
 // target is one table at the target as the sink knows it.
@@ -470,7 +454,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 	if existing == nil {
 		var defs []string
 		for i, f := range fields {
-			defs = append(defs, quote(f.Name)+" "+columnType(f, contains(t.pk, i)))
+			defs = append(defs, quote(f.Name)+" "+columnType(f, slices.Contains(t.pk, i)))
 		}
 		if len(pkNames) > 0 {
 			q := make([]string, len(pkNames))
@@ -509,7 +493,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		}
 	}
 	for i, f := range fields {
-		want := columnType(f, contains(t.pk, i))
+		want := columnType(f, slices.Contains(t.pk, i))
 		have, ok := existing[strings.ToLower(f.Name)]
 		switch {
 		case !ok:
@@ -521,7 +505,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 	// Drop only what the source's statement drops: a schema announced for
 	// rows replayed from before an ADD COLUMN lacks that column too.
 	for name := range existing {
-		if _, ok := byName[name]; !ok && dropsColumn(ddl, name) {
+		if _, ok := byName[name]; !ok && connectors.DropsColumn(ddl, name) {
 			alters = append(alters, "DROP COLUMN "+quote(name))
 		}
 	}
@@ -533,12 +517,6 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		s.log("applied schema change", "table", t.quoted(), "statement", stmt)
 	}
 	return t, nil
-}
-
-// dropsColumn says whether a DDL statement drops column name.
-func dropsColumn(ddl, name string) bool {
-	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
-	return re.MatchString(ddl)
 }
 
 // placement keeps an added column where the source has it.
@@ -567,8 +545,8 @@ func (s *Sink) requireColumns(t *target, existing map[string]string) error {
 		// add them (never drop without a DDL from the source).
 		var alters []string
 		for i, f := range t.schema.Fields()[1:] {
-			if contains(missing, f.Name) {
-				alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+columnType(f, contains(t.pk, i))+placement(t.schema.Fields()[1:], i))
+			if slices.Contains(missing, f.Name) {
+				alters = append(alters, "ADD COLUMN "+quote(f.Name)+" "+columnType(f, slices.Contains(t.pk, i))+placement(t.schema.Fields()[1:], i))
 			}
 		}
 		stmt := "ALTER TABLE " + t.quoted() + " " + strings.Join(alters, ", ")
@@ -599,15 +577,6 @@ func (s *Sink) columns(ctx context.Context, t *target) (map[string]string, error
 		out[strings.ToLower(n)] = typ
 	}
 	return out, rows.Err()
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func sourceType(f arrow.Field) string {

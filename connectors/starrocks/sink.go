@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +19,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"sluice/connectors"
+	"sluice/connectors/mysqlconn"
 )
 
 // Spec declares the starrocks sink.
@@ -233,7 +233,7 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 		}
 		row = append(row[:0], '{')
 		for j := 1; j < len(fields); j++ {
-			if del && !contains(pkIdx, j) {
+			if del && !slices.Contains(pkIdx, j) {
 				continue // a delete needs only the key
 			}
 			if len(row) > 1 {
@@ -316,7 +316,7 @@ func (s *Sink) evolve(ctx context.Context, t *target, old []string, schema *arro
 		}
 	}
 	for _, c := range old {
-		if !has[strings.ToLower(c)] && dropsColumn(ddl, c) {
+		if !has[strings.ToLower(c)] && connectors.DropsColumn(ddl, c) {
 			alters = append(alters, "DROP COLUMN `"+c+"`")
 		}
 	}
@@ -340,26 +340,15 @@ func (s *Sink) evolve(ctx context.Context, t *target, old []string, schema *arro
 	return nil
 }
 
-// dropsColumn says whether a DDL statement drops column name.
-func dropsColumn(ddl, name string) bool {
-	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
-	return re.MatchString(ddl)
-}
-
 // queryDB opens the FE's MySQL port.
 func (s *Sink) queryDB() (*sql.DB, string, error) {
 	host, _, err := net.SplitHostPort(s.set.fes[0])
 	if err != nil {
 		return nil, "", err
 	}
-	c := gomysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr = s.set.user, s.set.password, "tcp", net.JoinHostPort(host, strconv.Itoa(s.set.queryPort))
-	c.Timeout, c.AllowNativePasswords, c.InterpolateParams = 10*time.Second, true, true
-	conn, err := gomysql.NewConnector(c)
-	if err != nil {
-		return nil, "", err
-	}
-	return sql.OpenDB(conn), c.Addr, nil
+	addr := net.JoinHostPort(host, strconv.Itoa(s.set.queryPort))
+	db, err := mysqlconn.Open(mysqlconn.Config{Addr: addr, User: s.set.user, Password: s.set.password, InterpolateParams: true})
+	return db, addr, err
 }
 
 // body is a JSON array of the buffered rows.
@@ -772,15 +761,6 @@ func srType(t arrow.DataType, key bool) string {
 		return "VARBINARY"
 	}
 	return "STRING"
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // appendJSON appends one Arrow value as JSON, the common types directly.

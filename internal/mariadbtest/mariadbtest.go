@@ -271,3 +271,38 @@ func Checksum(db *sql.DB, database, table string) (map[string]string, error) {
 	}
 	return out, res.Err()
 }
+
+// RotateAndPurge starts a new binlog file and purges every older one, so a
+// position in them is gone. The server keeps a file a (closing) binlog dump
+// thread still reads, so it retries until the purge took.
+func (s *Server) RotateAndPurge(tb testing.TB) {
+	tb.Helper()
+	db := s.Open(tb, "")
+	s.Exec(tb, "FLUSH BINARY LOGS")
+	var last string
+	rows, err := db.Query("SHOW BINARY LOGS")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for rows.Next() {
+		var size any
+		if err := rows.Scan(&last, &size); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	rows.Close()
+	for i := 0; ; i++ {
+		s.Exec(tb, "PURGE BINARY LOGS TO '"+last+"'")
+		var first string
+		if err := db.QueryRow("SHOW BINARY LOGS").Scan(&first, new(any)); err != nil {
+			tb.Fatal(err)
+		}
+		if first == last {
+			return
+		}
+		if i == 100 {
+			tb.Fatalf("PURGE kept %s", first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

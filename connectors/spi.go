@@ -77,6 +77,14 @@ type TwoPhaseSink interface {
 	Commit(ctx context.Context, checkpointID uint64, state []byte) error
 }
 
+// Drainer is a sink that may hold rows across checkpoints (a TwoPhaseSink
+// returning them in its PreCommit state, to keep loads per target table
+// infrequent). At a final barrier — the job finishing, pausing or being
+// dropped — the engine calls Drain instead of Flush: write everything.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
 // PositionAcker is a source that wants to know when positions are safe:
 // everything up to pos is committed at the sink and in the catalog, so the
 // source may release it upstream. Ack may be called from another goroutine.

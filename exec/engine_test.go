@@ -118,7 +118,11 @@ type harness struct {
 func newHarness(t *testing.T, slots int) *harness {
 	cat := catalog.NewLocal()
 	rec := newRecorder()
-	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), tablerename.Spec(), rec.spec(), file.Spec())
+	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), tablerename.Spec(), rec.spec(), file.Spec(),
+		connectors.Spec{Name: "hold", Kind: connectors.KindSink,
+			NewSink: func(connectors.Config, connectors.Env) (connectors.Sink, error) {
+				return &holdSink{recSink: recSink{r: rec}}, nil
+			}})
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	eng := New(Config{NodeID: "n1", Slots: slots, Registry: reg, Alloc: alloc, Resync: 20 * time.Millisecond,
 		JobOptions: planner.JobConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
@@ -322,4 +326,46 @@ func TestSlotsRejectAndWait(t *testing.T) {
 	if len(rows) != 2 || rows[0].Job != "" {
 		t.Fatalf("slots: %+v", rows)
 	}
+}
+
+// holdSink keeps every batch until Drain, as a sink carrying rows in its
+// checkpoint state does between its loads.
+type holdSink struct {
+	recSink
+	held []connectors.Batch
+}
+
+func (s *holdSink) Write(_ context.Context, b connectors.Batch) error {
+	b.Record.Retain()
+	s.held = append(s.held, b)
+	return nil
+}
+
+func (s *holdSink) Drain(ctx context.Context) error {
+	for _, b := range s.held {
+		err := s.recSink.Write(ctx, b)
+		b.Release()
+		if err != nil {
+			return err
+		}
+	}
+	s.held = nil
+	return nil
+}
+
+func (s *holdSink) Close() error {
+	for _, b := range s.held {
+		b.Release()
+	}
+	return nil
+}
+
+// TestFinalBarrierDrainsTheSink: a Drainer is drained at the final
+// barrier, so a finishing job leaves nothing held in the sink.
+func TestFinalBarrierDrainsTheSink(t *testing.T) {
+	h := newHarness(t, 0)
+	h.createWith("d", map[string]string{"rows": "5000", "batch_size": "100"}, catalog.ConnectorRef{Connector: "hold"},
+		map[string]string{"checkpoint.interval": "50ms"})
+	h.waitState("d", catalog.Finished)
+	h.rec.checkExactlyOnce(t, "datagen.t1", 5000)
 }

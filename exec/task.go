@@ -314,7 +314,11 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 				continue
 			}
 			bar := it.barrier
-			if err := st.sink.Flush(ctx); err != nil {
+			flush := st.sink.Flush
+			if d, ok := st.sink.(connectors.Drainer); ok && bar.final {
+				flush = d.Drain
+			}
+			if err := flush(ctx); err != nil {
 				return fmt.Errorf("flush sink at checkpoint %d: %w", bar.id, err)
 			}
 			var state []byte

@@ -44,7 +44,8 @@ var Options = connectors.OptionSet{
 	{Name: "password", Type: connectors.TypeString, Secret: true, Description: "password of user"},
 	{Name: "database", Type: connectors.TypeString, Default: "${database}", Description: "target database; ${database} and ${table} name the source's"},
 	{Name: "table", Type: connectors.TypeString, Default: "${table}", Description: "target table; ${database} and ${table} name the source's (after transforms)"},
-	{Name: "format", Type: connectors.TypeEnum, Default: "json", Enum: []string{"json"}, Description: "load format (CSV is not implemented)"},
+	{Name: "format", Type: connectors.TypeEnum, Default: "json", Enum: []string{"json", "csv"},
+		Description: "json: objects with __op; csv: tab-separated, strings enclosed in \" (needs StarRocks 3.0+ for enclose), NULL as \\N"},
 	{Name: "batch.max_rows", Type: connectors.TypeInt, Default: "500000", Min: connectors.Int64(1), Description: "rows per load"},
 	{Name: "batch.max_bytes", Type: connectors.TypeInt, Default: "94371840", Min: connectors.Int64(1024), Description: "bytes per load"},
 	{Name: "batch.interval", Type: connectors.TypeDuration, Default: "30s", MinDuration: 100 * time.Millisecond,
@@ -55,6 +56,10 @@ var Options = connectors.OptionSet{
 	{Name: "retry.backoff", Type: connectors.TypeDuration, Default: "1s", MinDuration: time.Millisecond, Description: "first retry delay; doubles"},
 	{Name: "http.timeout", Type: connectors.TypeDuration, Default: "60s", MinDuration: time.Second, Description: "per HTTP request"},
 	{Name: "label.prefix", Type: connectors.TypeString, Default: "sluice", Description: "start of every load label"},
+	{Name: "batch.carry_bytes", Type: connectors.TypeInt, Default: "1048576", Min: connectors.Int64(0),
+		Description: "rows of tables not yet due (waited less than batch.interval) are kept in the checkpoint, up to this many bytes per task, instead of loaded at every checkpoint; 0 loads everything at every checkpoint"},
+	{Name: "txn.max_open", Type: connectors.TypeInt, Default: "50", Min: connectors.Int64(1), Max: connectors.Int64(10000),
+		Description: "exactly-once: most transactions a task keeps running per database (StarRocks allows 100 per database by default); further tables wait for the next checkpoint"},
 	{Name: "partial_update", Type: connectors.TypeBool, Default: "false", Description: "send only the batch's columns (primary-key tables)"},
 	{Name: "save_mode", Type: connectors.TypeEnum, Default: "create_if_missing", Enum: []string{"create_if_missing", "error_if_missing", "ignore"},
 		Description: "create_if_missing: CREATE TABLE … PRIMARY KEY over query_port when the table is missing"},
@@ -71,6 +76,8 @@ type settings struct {
 	retries              int
 	backoff, timeout     time.Duration
 	prefix, saveMode     string
+	csv                  bool
+	carryBytes, maxOpen  int
 }
 
 func parse(cfg connectors.Config) settings {
@@ -79,7 +86,8 @@ func parse(cfg connectors.Config) settings {
 		maxBytes: int(cfg.Int("batch.max_bytes")), interval: cfg.Duration("batch.interval"),
 		exactlyOnce: cfg.String("semantic") == "exactly-once", partial: cfg.Bool("partial_update"),
 		retries: int(cfg.Int("max_retries")), backoff: cfg.Duration("retry.backoff"), timeout: cfg.Duration("http.timeout"),
-		prefix: cfg.String("label.prefix"), saveMode: cfg.String("save_mode")}
+		prefix: cfg.String("label.prefix"), saveMode: cfg.String("save_mode"), csv: cfg.String("format") == "csv",
+		carryBytes: int(cfg.Int("batch.carry_bytes")), maxOpen: int(cfg.Int("txn.max_open"))}
 }
 
 // target is one StarRocks table and the rows waiting for it.
@@ -88,7 +96,7 @@ type target struct {
 	pk        []string
 	cols      []string
 	rows      map[string]int // key → index in buf (the last change of a key wins)
-	buf       [][]byte       // JSON objects
+	buf       [][]byte       // encoded rows: JSON objects or CSV lines
 	bytes     int
 	since     time.Time
 	txn       string // exactly-once: the open transaction's label
@@ -120,6 +128,8 @@ type Sink struct {
 	k        int             // barriers so far in this run
 	prepared []preparedBatch // prepared, not yet committed
 	known    map[string][2]string
+	open     map[string]int // database → our transactions begun and not yet committed
+	warned   bool           // the carry budget was exceeded (logged once)
 }
 
 type preparedBatch struct {
@@ -133,11 +143,25 @@ type state struct {
 	K        int             `json:"k"`
 	Tables   [][2]string     `json:"tables"`
 	Prepared []preparedBatch `json:"prepared"`
+	Carry    []carried       `json:"carry,omitempty"`
+}
+
+// carried is a table's buffer kept in a checkpoint instead of loaded (the
+// table was not due yet). Rows and keys are bytes: they need not be UTF-8.
+type carried struct {
+	Source [2]string `json:"source"` // the source table (database, table)
+	DB     string    `json:"db"`
+	Table  string    `json:"table"`
+	PK     []string  `json:"pk,omitempty"`
+	Cols   []string  `json:"cols"`
+	Rows   [][]byte  `json:"rows"`
+	Keys   [][]byte  `json:"keys,omitempty"` // per row, for primary-key tables
+	Since  int64     `json:"since"`          // when the oldest row was buffered (Unix ns): restarts do not reset its wait
 }
 
 func newSink(cfg connectors.Config, env connectors.Env) *Sink {
 	set := parse(cfg)
-	return &Sink{set: set, env: env, targets: map[connectors.TableID]*target{}, known: map[string][2]string{},
+	return &Sink{set: set, env: env, targets: map[connectors.TableID]*target{}, known: map[string][2]string{}, open: map[string]int{},
 		c: newClient(set.fes, set.user, set.password, set.timeout, set.retries, set.backoff)}
 }
 
@@ -219,6 +243,17 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 	for j := 1; j < len(fields); j++ {
 		names[j], _ = json.Marshal(fields[j].Name)
 	}
+	// CSV is positional: the record's column of each of t.cols.
+	var colIdx []int
+	if s.set.csv {
+		for _, c := range t.cols {
+			j := b.Record.Schema().FieldIndices(c)
+			if len(j) == 0 {
+				return fmt.Errorf("%w: column %q is not in the batch", connectors.ErrBadBatch, c)
+			}
+			colIdx = append(colIdx, j[0])
+		}
+	}
 	var key, row []byte
 	for i := 0; i < int(b.Record.NumRows()); i++ {
 		k := connectors.RowKind(kinds.Value(i))
@@ -231,21 +266,25 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 			key = appendJSON(key, b.Record.Column(j), i)
 			key = append(key, 0)
 		}
-		row = append(row[:0], '{')
-		for j := 1; j < len(fields); j++ {
-			if del && !slices.Contains(pkIdx, j) {
-				continue // a delete needs only the key
-			}
-			if len(row) > 1 {
-				row = append(row, ',')
-			}
-			row = append(append(row, names[j]...), ':')
-			row = appendJSON(row, b.Record.Column(j), i)
-		}
-		if del {
-			row = append(row, `,"__op":1}`...)
+		if s.set.csv {
+			row = appendCSVRow(row[:0], b.Record, colIdx, i, del)
 		} else {
-			row = append(row, `,"__op":0}`...)
+			row = append(row[:0], '{')
+			for j := 1; j < len(fields); j++ {
+				if del && !slices.Contains(pkIdx, j) {
+					continue // a delete needs only the key
+				}
+				if len(row) > 1 {
+					row = append(row, ',')
+				}
+				row = append(append(row, names[j]...), ':')
+				row = appendJSON(row, b.Record.Column(j), i)
+			}
+			if del {
+				row = append(row, `,"__op":1}`...)
+			} else {
+				row = append(row, `,"__op":0}`...)
+			}
 		}
 		data := append([]byte(nil), row...)
 		if t.rows == nil {
@@ -262,10 +301,18 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 			t.bytes += len(data)
 		}
 	}
-	if len(t.buf) >= s.set.maxRows || t.bytes >= s.set.maxBytes || (!s.set.exactlyOnce && time.Since(t.since) >= s.set.interval) {
+	if len(t.buf) >= s.set.maxRows || t.bytes >= s.set.maxBytes || (!s.set.exactlyOnce && s.due(t)) {
+		if s.set.exactlyOnce && t.txn == "" && s.open[t.db] >= s.set.maxOpen {
+			return nil // no transaction free in this database: the rows wait for the barrier
+		}
 		return s.flushTarget(ctx, t)
 	}
 	return nil
+}
+
+// due reports whether t's oldest buffered row waited batch.interval.
+func (s *Sink) due(t *target) bool {
+	return len(t.buf) > 0 && time.Since(t.since) >= s.set.interval
 }
 
 // target resolves (and on first sight prepares) the table of a batch.
@@ -280,11 +327,19 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 		s.targets[id] = t
 	}
 	schema := b.Record.Schema()
-	old := append([]string(nil), t.cols...)
-	t.cols = t.cols[:0]
+	var cols []string
 	for _, f := range schema.Fields()[1:] {
-		t.cols = append(t.cols, f.Name)
+		cols = append(cols, f.Name)
 	}
+	if len(t.buf) > 0 && !slices.Equal(cols, t.cols) {
+		// Buffered rows were encoded for the old column list (CSV is
+		// positional; partial updates name the columns): send them first.
+		if err := s.flushTarget(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	old := t.cols
+	t.cols = cols
 	t.pk = nil
 	if v, ok := schema.Metadata().GetValue(connectors.MetaPrimaryKey); ok && v != "" {
 		t.pk = strings.Split(v, ",")
@@ -351,25 +406,39 @@ func (s *Sink) queryDB() (*sql.DB, string, error) {
 	return db, addr, err
 }
 
-// body is a JSON array of the buffered rows.
-func (t *target) body() []byte {
-	var b strings.Builder
-	b.Grow(t.bytes + len(t.buf) + 2)
-	b.WriteByte('[')
+// body is the buffered rows: a JSON array, or CSV lines.
+func (s *Sink) body(t *target) []byte {
+	b := make([]byte, 0, t.bytes+len(t.buf)+2)
+	if !s.set.csv {
+		b = append(b, '[')
+	}
 	for i, r := range t.buf {
 		if i > 0 {
-			b.WriteByte(',')
+			if s.set.csv {
+				b = append(b, '\n')
+			} else {
+				b = append(b, ',')
+			}
 		}
-		b.Write(r)
+		b = append(b, r...)
 	}
-	b.WriteByte(']')
-	return []byte(b.String())
+	if !s.set.csv {
+		b = append(b, ']')
+	}
+	return b
 }
 
 func (s *Sink) loadHeaders(t *target, label string) map[string]string {
-	h := map[string]string{"format": "json", "strip_outer_array": "true", "strict_mode": "true",
-		"max_filter_ratio": "0", "ignore_json_size": "true", "label": label, "db": t.db, "table": t.table,
+	h := map[string]string{"strict_mode": "true", "max_filter_ratio": "0", "label": label, "db": t.db, "table": t.table,
 		"timeout": "600"}
+	if s.set.csv {
+		// Documented CSV parameters: hex separators, and enclose so that
+		// strings may hold tabs, newlines and quotes (doubled inside).
+		h["format"], h["column_separator"], h["row_delimiter"], h["enclose"] = "csv", `\x09`, `\x0a`, `"`
+		h["columns"] = "`" + strings.Join(t.cols, "`,`") + "`,__op"
+	} else {
+		h["format"], h["strip_outer_array"], h["ignore_json_size"] = "json", "true", "true"
+	}
 	if s.set.partial && len(t.pk) > 0 {
 		h["partial_update"] = "true"
 		h["columns"] = "`" + strings.Join(t.cols, "`,`") + "`,__op"
@@ -396,7 +465,7 @@ func (s *Sink) flushTarget(ctx context.Context, t *target) error {
 	}
 	s.seq++
 	label := s.label(t.db, t.table, s.run, strconv.Itoa(s.seq))
-	body := t.body()
+	body := s.body(t)
 	err := s.c.retry(ctx, func() error {
 		r, err := s.c.do(ctx, http.MethodPut, "/api/"+t.db+"/"+t.table+"/_stream_load", s.loadHeaders(t, label), body)
 		if err != nil {
@@ -445,19 +514,85 @@ func (s *Sink) loadOutcome(ctx context.Context, t *target, label string, r respo
 	return fmt.Errorf("StarRocks answered %s: %s", r.Status, msg)
 }
 
-// Flush writes every buffer (at a barrier, and before Close).
-func (s *Sink) Flush(ctx context.Context) error {
+// Flush runs at a checkpoint barrier. It loads the tables that are due
+// (rows waited batch.interval), those with a transaction open, and, oldest
+// first, others while the buffers left exceed batch.carry_bytes; the rest
+// stay buffered and go into the checkpoint's state (PreCommit), so a small
+// table is loaded once per batch.interval however often checkpoints run.
+// In exactly-once mode at most txn.max_open transactions run per database.
+func (s *Sink) Flush(ctx context.Context) error { return s.settle(ctx, false) }
+
+// Drain loads every buffer: the final barrier of a job finishing, pausing
+// or being dropped.
+func (s *Sink) Drain(ctx context.Context) error { return s.settle(ctx, true) }
+
+func (s *Sink) settle(ctx context.Context, all bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bgErr != nil {
 		return s.bgErr
 	}
+	var waiting []*target
+	left := 0
 	for _, t := range s.targets {
+		if len(t.buf) > 0 {
+			waiting = append(waiting, t)
+			left += t.bytes
+		}
+	}
+	slices.SortFunc(waiting, func(a, b *target) int { return a.since.Compare(b.since) })
+	for _, t := range waiting {
+		if !all && t.txn == "" && !s.due(t) && left <= s.set.carryBytes {
+			continue
+		}
+		if !all && s.set.exactlyOnce && t.txn == "" && s.open[t.db] >= s.set.maxOpen {
+			continue
+		}
+		left -= t.bytes
 		if err := s.flushTarget(ctx, t); err != nil {
 			return err
 		}
 	}
+	if left > s.set.carryBytes && !s.warned && s.env.Logger != nil {
+		s.warned = true
+		s.env.Logger.Warn("starrocks: more rows wait than batch.carry_bytes, because txn.max_open transactions are running per database; they go into the checkpoint",
+			"bytes", left, "batch.carry_bytes", s.set.carryBytes, "txn.max_open", s.set.maxOpen)
+	}
 	return nil
+}
+
+// carry lists the buffers Flush left for a later checkpoint.
+func (s *Sink) carry() []carried {
+	var out []carried
+	for id, t := range s.targets {
+		if len(t.buf) == 0 {
+			continue
+		}
+		c := carried{Source: [2]string{id.Database, id.Table}, DB: t.db, Table: t.table, PK: t.pk, Cols: t.cols, Rows: t.buf, Since: t.since.UnixNano()}
+		if len(t.pk) > 0 {
+			c.Keys = make([][]byte, len(t.buf))
+			for k, i := range t.rows {
+				c.Keys[i] = []byte(k)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// restore puts carried buffers back, after a restart.
+func (s *Sink) restore(cs []carried) {
+	for _, c := range cs {
+		t := &target{db: c.DB, table: c.Table, pk: c.PK, cols: c.Cols, buf: c.Rows, rows: map[string]int{}, since: time.Unix(0, c.Since)}
+		for i, r := range c.Rows {
+			t.bytes += len(r)
+			if i < len(c.Keys) {
+				t.rows[string(c.Keys[i])] = i
+			}
+		}
+		s.targets[connectors.TableID{Database: c.Source[0], Table: c.Source[1]}] = t
+		s.known[t.db+"."+t.table] = [2]string{t.db, t.table}
+	}
 }
 
 // Close stops the timer and drops unflushed rows: the engine flushes at
@@ -482,8 +617,9 @@ func (s *Sink) txnLoad(ctx context.Context, t *target) error {
 			return err
 		}
 		t.txn = label
+		s.open[t.db]++
 	}
-	body := t.body()
+	body := s.body(t)
 	err := s.c.retry(ctx, func() error {
 		r, err := s.c.do(ctx, http.MethodPut, "/api/transaction/load", s.loadHeaders(t, t.txn), body)
 		if err != nil {
@@ -540,19 +676,24 @@ func (s *Sink) begin(ctx context.Context, db, table, label string) error {
 
 // PreCommit loads what is buffered and prepares every open transaction.
 func (s *Sink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.set.exactlyOnce {
+		if c := s.carry(); len(c) > 0 {
+			return json.Marshal(state{Carry: c})
+		}
 		return nil, nil
 	}
 	pb := preparedBatch{ID: id}
 	for _, t := range s.targets {
-		if len(t.buf) > 0 {
+		if t.txn == "" {
+			continue
+		}
+		if len(t.buf) > 0 { // Flush loads these; PreCommit alone must not lose them
 			if err := s.txnLoad(ctx, t); err != nil {
 				return nil, err
 			}
 			t.reset()
-		}
-		if t.txn == "" {
-			continue
 		}
 		r, err := s.txnCall(ctx, "prepare", t.db, t.table, t.txn)
 		if err == nil && r.Status != "OK" {
@@ -572,7 +713,7 @@ func (s *Sink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
 	if len(pb.Labels) > 0 {
 		s.prepared = append(s.prepared, pb)
 	}
-	st := state{Base: s.base, K: s.k, Prepared: s.prepared}
+	st := state{Base: s.base, K: s.k, Prepared: s.prepared, Carry: s.carry()}
 	for _, v := range s.known {
 		st.Tables = append(st.Tables, v)
 	}
@@ -594,6 +735,7 @@ func (s *Sink) Commit(ctx context.Context, id uint64, _ []byte) error {
 			if err := s.commitLabel(ctx, l[0], l[1], l[2]); err != nil {
 				return err
 			}
+			s.open[l[0]]--
 		}
 	}
 	s.prepared = keep
@@ -621,15 +763,18 @@ func (s *Sink) commitLabel(ctx context.Context, db, table, label string) error {
 // back what the crashed run prepared after it: its labels are
 // <base>_<k+1>, <base>_<k+2>, … per table, probed until one is unknown.
 func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
-	s.base, s.k = id, 0
-	if !s.set.exactlyOnce {
-		return nil
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.base, s.k, s.open = id, 0, map[string]int{}
 	var st state
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &st); err != nil {
 			return fmt.Errorf("checkpoint state: %w", err)
 		}
+	}
+	s.restore(st.Carry)
+	if !s.set.exactlyOnce {
+		return nil
 	}
 	for _, pb := range st.Prepared {
 		if pb.ID > id {
@@ -859,4 +1004,50 @@ func jsonValue(a arrow.Array, i int) any {
 		return base64.StdEncoding.EncodeToString(a.Value(i))
 	}
 	return a.ValueStr(i)
+}
+
+// appendCSVRow appends one row as CSV: the columns of t.cols (cols gives
+// each one's index in rec), then __op. Strings are enclosed in " with
+// inner quotes doubled; NULL is \N. A delete carries the whole row: CSV
+// is positional.
+func appendCSVRow(dst []byte, rec arrow.Record, cols []int, i int, del bool) []byte {
+	for _, j := range cols {
+		a := rec.Column(j)
+		switch {
+		case a.IsNull(i):
+			dst = append(dst, `\N`...)
+		default:
+			switch a := a.(type) {
+			case *array.String:
+				dst = appendEnclosed(dst, a.Value(i))
+			case *array.Binary:
+				dst = appendEnclosed(dst, base64.StdEncoding.EncodeToString(a.Value(i)))
+			default:
+				v := appendJSON(nil, a, i)
+				if len(v) > 1 && v[0] == '"' { // text values (decimals, dates, LARGEINT) come quoted from JSON
+					var str string
+					if json.Unmarshal(v, &str) == nil {
+						v = []byte(str)
+					}
+				}
+				dst = append(dst, v...)
+			}
+		}
+		dst = append(dst, '\t')
+	}
+	if del {
+		return append(dst, '1')
+	}
+	return append(dst, '0')
+}
+
+func appendEnclosed(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for k := 0; k < len(s); k++ {
+		if s[k] == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, s[k])
+	}
+	return append(dst, '"')
 }

@@ -51,7 +51,7 @@ func newEmu(t *testing.T) *sremu.Emulator {
 func sinkFor(t *testing.T, e *sremu.Emulator, attempt int, opts map[string]string) *Sink {
 	t.Helper()
 	raw := map[string]string{"fe": e.FE, "user": "loader", "password": "pw", "save_mode": "ignore",
-		"retry.backoff": "1ms", "max_retries": "5", "batch.interval": "1h"}
+		"retry.backoff": "1ms", "max_retries": "5", "batch.interval": "1h", "batch.carry_bytes": "0"}
 	for k, v := range opts {
 		raw[k] = v
 	}
@@ -74,6 +74,15 @@ func rowsOf(e *sremu.Emulator) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
+}
+
+// barrier does what the engine does at a checkpoint barrier: Flush, then
+// PreCommit.
+func barrier(ctx context.Context, s *Sink, id uint64) ([]byte, error) {
+	if err := s.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.PreCommit(ctx, id)
 }
 
 func write(t *testing.T, s *Sink, b connectors.Batch) {
@@ -135,7 +144,7 @@ func TestExactlyOnceCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, a, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 2, "b"))
-	st1, err := a.PreCommit(ctx, 1)
+	st1, err := barrier(ctx, a, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +155,7 @@ func TestExactlyOnceCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, a, batch(alloc, connectors.Insert, 3, "c"))
-	if _, err := a.PreCommit(ctx, 2); err != nil { // crash: the catalog never commits 2
+	if _, err := barrier(ctx, a, 2); err != nil { // crash: the catalog never commits 2
 		t.Fatal(err)
 	}
 	if len(e.Dangling()) != 1 {
@@ -164,7 +173,7 @@ func TestExactlyOnceCrashes(t *testing.T) {
 		t.Fatalf("after recovery: %q", got)
 	}
 	write(t, b, batch(alloc, connectors.Insert, 3, "c")) // the replay
-	st2, err := b.PreCommit(ctx, 2)
+	st2, err := barrier(ctx, b, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +187,7 @@ func TestExactlyOnceCrashes(t *testing.T) {
 	}
 	// a lost commit answer
 	write(t, c, batch(alloc, connectors.Delete, 1, "a"))
-	st3, err := c.PreCommit(ctx, 3)
+	st3, err := barrier(ctx, c, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@
 package sremu
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +43,13 @@ type Faults struct {
 	// ResetEvery makes every n-th load request read part of its body and
 	// then drop the connection (0: never).
 	ResetEvery int
+	// PublishTimeoutEvery makes every n-th plain Stream Load answer
+	// "Publish Timeout": committed, visible PublishDelay later (0: never).
+	PublishTimeoutEvery int
+	PublishDelay        time.Duration
+	// RejectValue makes a load whose rows hold this value (as text) fail
+	// as a quality error: Status Fail with an ErrorURL naming the row.
+	RejectValue string
 }
 
 type txn struct {
@@ -68,6 +76,12 @@ type Emulator struct {
 	lq       net.Listener
 	maxVer   int
 	alters   []string
+	loadsN   int               // plain Stream Loads so far (PublishTimeoutEvery)
+	errLogs  map[string]string // error log file → content (ErrorURL)
+	// MaxRunningTxns is the running transactions allowed per database
+	// (StarRocks' max_running_txn_num_per_db, 100 by default).
+	MaxRunningTxns int
+	maxRunning     int // the most transactions seen running in one database
 	// TrackVisibility stamps each applied row with "__visible_at" (a
 	// time.Time), for latency benchmarks. Set before loads arrive.
 	TrackVisibility bool
@@ -91,7 +105,8 @@ func Start(user, password string) (*Emulator, error) { return StartOn(user, pass
 
 // StartOn is Start with the FE's address given (the BE's port is free).
 func StartOn(user, password, feAddr string) (*Emulator, error) {
-	e := &Emulator{User: user, Password: password, dbs: map[string]map[string]*Table{}, labels: map[string]*txn{}, maxVer: 1000}
+	e := &Emulator{User: user, Password: password, dbs: map[string]map[string]*Table{}, labels: map[string]*txn{}, maxVer: 1000,
+		errLogs: map[string]string{}, MaxRunningTxns: 100}
 	var err error
 	if e.lfe, err = net.Listen("tcp", feAddr); err != nil {
 		return nil, err
@@ -229,6 +244,17 @@ func (e *Emulator) loadState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) serveBE(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/_load_error_log" {
+		e.mu.Lock()
+		txt, ok := e.errLogs[r.URL.Query().Get("file")]
+		e.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, txt)
+		return
+	}
 	if !e.authorized(r) {
 		w.WriteHeader(http.StatusUnauthorized)
 		reply(w, map[string]any{"Status": "Fail", "Message": "no valid Basic authorization"})
@@ -268,14 +294,19 @@ func (e *Emulator) serveBE(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parseRows reads a JSON body: an array (strip_outer_array) or one object.
+// parseRows reads a JSON body (an array with strip_outer_array, or one
+// object) or a CSV body.
 func parseRows(r *http.Request) ([]map[string]any, error) {
-	if f := strings.ToLower(r.Header.Get("format")); f != "json" {
-		return nil, fmt.Errorf("the emulator reads format: json only, got %q", f)
+	f := strings.ToLower(r.Header.Get("format"))
+	if f != "json" && f != "csv" && f != "" {
+		return nil, fmt.Errorf("the emulator reads format json or csv, got %q", f)
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, err
+	}
+	if f != "json" {
+		return parseCSV(r.Header, body)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.UseNumber()
@@ -319,13 +350,66 @@ func (e *Emulator) streamLoad(w http.ResponseWriter, r *http.Request, db, table 
 		reply(w, map[string]any{"Status": "Fail", "Message": "Too many versions. tablet_id: 1, version_count: 1001, limit: 1000", "Label": label})
 		return
 	}
+	if bad := e.rejected(rows); bad != "" {
+		file := fmt.Sprintf("error_log_%d", len(e.errLogs)+1)
+		e.errLogs[file] = "Error: Value count does not match column count or the value is invalid. Row: " + bad
+		e.labels[db+"/"+label] = &txn{db: db, table: table, label: label, state: "ABORTED"}
+		reply(w, map[string]any{"Status": "Fail", "Label": label, "Message": "too many filtered rows",
+			"NumberFilteredRows": 1, "ErrorURL": "http://" + e.BE + "/api/_load_error_log?file=" + file})
+		return
+	}
 	time.Sleep(e.faults.CommitLatency)
 	e.nextTxn++
-	e.apply(t, rows)
-	e.labels[db+"/"+label] = &txn{db: db, table: table, label: label, state: "VISIBLE", id: e.nextTxn}
+	e.loadsN++
+	status := "Success"
+	tx := &txn{db: db, table: table, label: label, state: "VISIBLE", id: e.nextTxn}
+	if n := e.faults.PublishTimeoutEvery; n > 0 && e.loadsN%n == 0 {
+		// Committed; the publish (visibility) comes later.
+		status, tx.state = "Publish Timeout", "COMMITTED"
+		t.versions++ // the version is taken at commit
+		delay := e.faults.PublishDelay
+		go func() {
+			time.Sleep(delay)
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			t.versions--
+			e.apply(t, rows)
+			tx.state = "VISIBLE"
+		}()
+	} else {
+		e.apply(t, rows)
+	}
+	e.labels[db+"/"+label] = tx
 	e.loads = append(e.loads, LoadRecord{DB: db, Table: table, Label: label, Rows: len(rows)})
-	reply(w, map[string]any{"TxnId": e.nextTxn, "Label": label, "Status": "Success", "Message": "OK",
+	reply(w, map[string]any{"TxnId": e.nextTxn, "Label": label, "Status": status, "Message": "OK",
 		"NumberTotalRows": len(rows), "NumberLoadedRows": len(rows)})
+}
+
+// rejected returns a row holding Faults.RejectValue, as text ("" if none).
+func (e *Emulator) rejected(rows []map[string]any) string {
+	if e.faults.RejectValue == "" {
+		return ""
+	}
+	for _, row := range rows {
+		for _, v := range row {
+			if v != nil && fmt.Sprint(v) == e.faults.RejectValue {
+				data, _ := json.Marshal(row)
+				return string(data)
+			}
+		}
+	}
+	return ""
+}
+
+// running counts the transactions of db in PREPARE or PREPARED.
+func (e *Emulator) running(db string) int {
+	n := 0
+	for _, t := range e.labels {
+		if t.db == db && (t.state == "PREPARE" || t.state == "PREPARED") {
+			n++
+		}
+	}
+	return n
 }
 
 // apply upserts/deletes rows into t (caller holds mu).
@@ -399,6 +483,13 @@ func (e *Emulator) transaction(w http.ResponseWriter, r *http.Request, verb stri
 			reply(w, map[string]any{"Status": "FAILED", "Message": fmt.Sprintf("Unknown table '%s.%s'", db, table)})
 			return
 		}
+		if n := e.running(db); t == nil && n >= e.MaxRunningTxns {
+			e.mu.Unlock()
+			reply(w, map[string]any{"Status": "FAILED", "Message": fmt.Sprintf(
+				"current running txns on db %s is %d, larger than limit %d", db, n, e.MaxRunningTxns)})
+			return
+		}
+		e.maxRunning = max(e.maxRunning, e.running(db)+1)
 		e.nextTxn++
 		e.labels[key] = &txn{db: db, table: table, label: label, state: "PREPARE", id: e.nextTxn} // reusing an unfinished label restarts it
 		e.mu.Unlock()
@@ -458,4 +549,113 @@ func (e *Emulator) transaction(w http.ResponseWriter, r *http.Request, verb stri
 		e.mu.Unlock()
 		http.NotFound(w, r)
 	}
+}
+
+// MaxRunning is the most transactions that were running at once in one
+// database.
+func (e *Emulator) MaxRunning() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.maxRunning
+}
+
+// parseCSV reads a CSV body as StarRocks' documented CSV parameters
+// describe it: column_separator and row_delimiter (literal, or hex as
+// \xNN…), enclose (one byte; inside it separators are data and the
+// enclose byte is doubled), \N for NULL. The emulator keeps no column
+// list per table, so it needs the columns header to name the fields.
+func parseCSV(h http.Header, body []byte) ([]map[string]any, error) {
+	cols := strings.Split(h.Get("columns"), ",")
+	if h.Get("columns") == "" {
+		return nil, fmt.Errorf("the emulator needs a columns header for CSV (it keeps no column list per table)")
+	}
+	for i, c := range cols {
+		cols[i] = strings.Trim(strings.TrimSpace(c), "`")
+	}
+	colSep, rowSep := unhex(h.Get("column_separator"), "\t"), unhex(h.Get("row_delimiter"), "\n")
+	var enclose byte
+	if e := h.Get("enclose"); len(e) == 1 {
+		enclose = e[0]
+	}
+	var rows []map[string]any
+	var fields []any
+	var cur []byte
+	quoted, inQuote := false, false
+	endField := func() {
+		if !quoted && string(cur) == `\N` {
+			fields = append(fields, nil)
+		} else {
+			fields = append(fields, string(cur))
+		}
+		cur, quoted = cur[:0], false
+	}
+	endRow := func() error {
+		endField()
+		if len(fields) != len(cols) {
+			return fmt.Errorf("CSV row %d has %d columns, the columns header %d", len(rows)+1, len(fields), len(cols))
+		}
+		row := map[string]any{}
+		for i, c := range cols {
+			row[c] = fields[i]
+		}
+		rows = append(rows, row)
+		fields = nil
+		return nil
+	}
+	for i := 0; i < len(body); {
+		c := body[i]
+		switch {
+		case inQuote && c == enclose && i+1 < len(body) && body[i+1] == enclose:
+			cur = append(cur, enclose)
+			i += 2
+		case inQuote && c == enclose:
+			inQuote = false
+			i++
+		case inQuote:
+			cur = append(cur, c)
+			i++
+		case enclose != 0 && c == enclose && len(cur) == 0:
+			inQuote, quoted = true, true
+			i++
+		case strings.HasPrefix(string(body[i:]), colSep):
+			endField()
+			i += len(colSep)
+		case strings.HasPrefix(string(body[i:]), rowSep):
+			if err := endRow(); err != nil {
+				return nil, err
+			}
+			i += len(rowSep)
+		default:
+			cur = append(cur, c)
+			i++
+		}
+	}
+	if inQuote {
+		return nil, fmt.Errorf("CSV: unterminated enclosed field")
+	}
+	if len(cur) > 0 || quoted || len(fields) > 0 {
+		if err := endRow(); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// unhex decodes a separator: \xNN… is hex, anything else is literal.
+func unhex(s, def string) string {
+	if s == "" {
+		s = def
+	}
+	if s == "\\t" {
+		return "\t"
+	}
+	if s == "\\n" {
+		return "\n"
+	}
+	if strings.HasPrefix(strings.ToLower(s), "\\x") {
+		if b, err := hex.DecodeString(s[2:]); err == nil {
+			return string(b)
+		}
+	}
+	return s
 }

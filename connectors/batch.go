@@ -3,6 +3,7 @@ package connectors
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -77,6 +78,34 @@ type Batch struct {
 func DropsColumn(ddl, name string) bool {
 	re := regexp.MustCompile("(?i)DROP\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?`?" + regexp.QuoteMeta(name) + "`?(?:\\s|,|;|$)")
 	return re.MatchString(ddl)
+}
+
+var (
+	renameColRe = regexp.MustCompile("(?i)RENAME\\s+COLUMN\\s+(?:`((?:[^`]|``)+)`|(\\w+))\\s+TO\\s+(?:`((?:[^`]|``)+)`|(\\w+))")
+	changeColRe = regexp.MustCompile("(?i)CHANGE\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?(?:`((?:[^`]|``)+)`|(\\w+))\\s+(?:`((?:[^`]|``)+)`|(\\w+))")
+)
+
+// RenamedColumns lists the (from, to) column renames a schema-change
+// batch's DDL makes: RENAME COLUMN a TO b, and CHANGE [COLUMN] a b …
+// with a different name. Sinks rename instead of drop + add, which would
+// lose the column's data.
+func RenamedColumns(ddl string) [][2]string {
+	unquote := func(quoted, bare string) string {
+		if quoted != "" {
+			return strings.ReplaceAll(quoted, "``", "`")
+		}
+		return bare
+	}
+	var out [][2]string
+	for _, re := range []*regexp.Regexp{renameColRe, changeColRe} {
+		for _, m := range re.FindAllStringSubmatch(ddl, -1) {
+			from, to := unquote(m[1], m[2]), unquote(m[3], m[4])
+			if !strings.EqualFold(from, to) {
+				out = append(out, [2]string{from, to})
+			}
+		}
+	}
+	return out
 }
 
 // Metadata keys that sources put on schemas, for sinks that create or alter

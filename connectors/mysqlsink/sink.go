@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -412,18 +411,6 @@ func formatTime(us int64) string {
 	return fmt.Sprintf("%s%02d:%02d:%02d.%06d", sign, s/3600, s/60%60, s%60, us%1_000_000)
 }
 
-var (
-	renameColRe = regexp.MustCompile("(?i)RENAME\\s+COLUMN\\s+(?:`((?:[^`]|``)+)`|(\\w+))\\s+TO\\s+(?:`((?:[^`]|``)+)`|(\\w+))")
-	changeColRe = regexp.MustCompile("(?i)CHANGE\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?(?:`((?:[^`]|``)+)`|(\\w+))\\s+(?:`((?:[^`]|``)+)`|(\\w+))")
-)
-
-func pick(a, b string) string {
-	if a != "" {
-		return strings.ReplaceAll(a, "``", "`")
-	}
-	return b
-}
-
 // ensure makes the target table match schema: created when missing;
 // renamed, added, dropped and retyped columns when a DDL says the source
 // changed.
@@ -477,18 +464,13 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 	}
 	// The source changed: renames first (they keep data), then the diff.
 	var alters []string
-	for _, re := range []*regexp.Regexp{renameColRe, changeColRe} {
-		for _, m := range re.FindAllStringSubmatch(ddl, -1) {
-			from, to := pick(m[1], m[2]), pick(m[3], m[4])
-			if strings.EqualFold(from, to) {
-				continue
-			}
-			if _, has := existing[strings.ToLower(from)]; has {
-				if _, clash := existing[strings.ToLower(to)]; !clash {
-					alters = append(alters, "RENAME COLUMN "+quote(from)+" TO "+quote(to))
-					existing[strings.ToLower(to)] = existing[strings.ToLower(from)]
-					delete(existing, strings.ToLower(from))
-				}
+	for _, r := range connectors.RenamedColumns(ddl) {
+		from, to := r[0], r[1]
+		if _, has := existing[strings.ToLower(from)]; has {
+			if _, clash := existing[strings.ToLower(to)]; !clash {
+				alters = append(alters, "RENAME COLUMN "+quote(from)+" TO "+quote(to))
+				existing[strings.ToLower(to)] = existing[strings.ToLower(from)]
+				delete(existing, strings.ToLower(from))
 			}
 		}
 	}

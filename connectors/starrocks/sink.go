@@ -95,6 +95,7 @@ type target struct {
 	db, table string
 	pk        []string
 	cols      []string
+	types     map[string]string // lower-case column → StarRocks type
 	rows      map[string]int // key → index in buf (the last change of a key wins)
 	buf       [][]byte       // encoded rows: JSON objects or CSV lines
 	bytes     int
@@ -338,40 +339,98 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 			return nil, err
 		}
 	}
-	old := t.cols
-	t.cols = cols
+	old, oldTypes := t.cols, t.types
+	t.cols, t.types = cols, map[string]string{}
+	isKey := map[string]bool{}
 	t.pk = nil
 	if v, ok := schema.Metadata().GetValue(connectors.MetaPrimaryKey); ok && v != "" {
 		t.pk = strings.Split(v, ",")
+	}
+	for _, k := range t.pk {
+		isKey[strings.ToLower(k)] = true
+	}
+	for _, f := range schema.Fields()[1:] {
+		t.types[strings.ToLower(f.Name)] = srType(f.Type, isKey[strings.ToLower(f.Name)])
 	}
 	s.known[t.db+"."+t.table] = [2]string{t.db, t.table}
 	if s.set.saveMode == "ignore" {
 		return t, nil
 	}
 	if len(old) == 0 {
-		return t, s.ensureTable(ctx, t, schema)
-	}
-	return t, s.evolve(ctx, t, old, schema, b.DDL)
-}
-
-// evolve follows a source schema change: columns the new schema adds are
-// added, columns the source statement drops are dropped. Rows buffered
-// under the old schema are sent first.
-func (s *Sink) evolve(ctx context.Context, t *target, old []string, schema *arrow.Schema, ddl string) error {
-	had := map[string]bool{}
-	for _, c := range old {
-		had[strings.ToLower(c)] = true
-	}
-	has := map[string]bool{}
-	var alters []string
-	for _, f := range schema.Fields()[1:] {
-		has[strings.ToLower(f.Name)] = true
-		if !had[strings.ToLower(f.Name)] {
-			alters = append(alters, "ADD COLUMN `"+f.Name+"` "+srType(f.Type, false)+" NULL")
+		// First sight (also after a restart, when the first batch may be a
+		// replayed schema change): create if missing, follow a DDL.
+		if err := s.ensureTable(ctx, t, schema); err != nil || b.DDL == "" {
+			return t, err
 		}
 	}
-	for _, c := range old {
-		if !has[strings.ToLower(c)] && connectors.DropsColumn(ddl, c) {
+	return t, s.evolve(ctx, t, old, oldTypes, b.DDL)
+}
+
+// evolve follows a source schema change: renamed columns are renamed
+// (RENAME COLUMN, StarRocks 3.3+), new ones added, retyped non-key ones
+// modified, and columns the source statement drops are dropped. Rows
+// buffered under the old schema were sent before (target).
+//
+// The diff is against the table's columns as StarRocks lists them, not
+// against the previous batch: after a restart, rows replayed from before
+// an ADD COLUMN arrive without a column the table already has.
+func (s *Sink) evolve(ctx context.Context, t *target, old []string, oldTypes map[string]string, ddl string) error {
+	db, addr, err := s.queryDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	had := map[string]string{} // lower-case name → the source's previous type ("" unknown)
+	rows, err := db.QueryContext(ctx, "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", t.db, t.table)
+	if err != nil {
+		return fmt.Errorf("StarRocks query port %s: columns of %s.%s: %w", addr, t.db, t.table, err)
+	}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return err
+		}
+		had[strings.ToLower(name)] = oldTypes[strings.ToLower(name)]
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(had) == 0 { // no column list (not StarRocks): the previous batch's
+		for _, c := range old {
+			had[strings.ToLower(c)] = oldTypes[strings.ToLower(c)]
+		}
+	}
+	var alters []string
+	for _, r := range connectors.RenamedColumns(ddl) {
+		from, to := strings.ToLower(r[0]), strings.ToLower(r[1])
+		if typ, ok := had[from]; ok {
+			if _, clash := had[to]; !clash {
+				alters = append(alters, "RENAME COLUMN `"+r[0]+"` TO `"+r[1]+"`")
+				had[to] = typ
+				delete(had, from)
+			}
+		}
+	}
+	isKey := map[string]bool{}
+	for _, k := range t.pk {
+		isKey[strings.ToLower(k)] = true
+	}
+	has := map[string]bool{}
+	for _, c := range t.cols {
+		lc := strings.ToLower(c)
+		has[lc] = true
+		typ, ok := had[lc]
+		switch {
+		case !ok:
+			alters = append(alters, "ADD COLUMN `"+c+"` "+t.types[lc]+" NULL")
+		case typ != "" && typ != t.types[lc] && !isKey[lc]:
+			alters = append(alters, "MODIFY COLUMN `"+c+"` "+t.types[lc]+" NULL")
+		}
+	}
+	for c := range had {
+		if !has[c] && connectors.DropsColumn(ddl, c) {
 			alters = append(alters, "DROP COLUMN `"+c+"`")
 		}
 	}
@@ -381,15 +440,20 @@ func (s *Sink) evolve(ctx context.Context, t *target, old []string, schema *arro
 	if err := s.flushTarget(ctx, t); err != nil {
 		return err
 	}
-	db, addr, err := s.queryDB()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	for _, a := range alters { // StarRocks runs one schema change per statement
+	for _, a := range alters { // StarRocks runs one schema change per table at a time
 		stmt := "ALTER TABLE `" + t.db + "`.`" + t.table + "` " + a
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("StarRocks query port %s: %s: %w", addr, stmt, err)
+		// A type change is an asynchronous schema-change job; the next
+		// statement is refused until it ends, so each is retried.
+		if err := s.c.retry(ctx, func() error {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("%w: StarRocks query port %s: %s: %v", errTransient, addr, stmt, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if s.env.Logger != nil {
+			s.env.Logger.Info("starrocks: followed a source schema change", "statement", stmt)
 		}
 	}
 	return nil

@@ -343,3 +343,56 @@ func TestJSONStringsMatchEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowsRenameAndTypeChangeAcrossRestart: RENAME COLUMN keeps the
+// column's data, a type change becomes MODIFY COLUMN, and after a restart
+// a replayed schema change is diffed against the table StarRocks has: a
+// column it already has is not added again (StarRocks would refuse), one
+// it lacks is.
+func TestFollowsRenameAndTypeChangeAcrossRestart(t *testing.T) {
+	e := newEmu(t)
+	qaddr, err := e.ServeQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(qaddr, ":")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	opts := map[string]string{"save_mode": "create_if_missing", "query_port": port}
+	id := connectors.TableID{Database: "shop", Table: "orders"}
+	schemaOf := func(fields ...arrow.Field) *arrow.Schema {
+		m := testSchema.Metadata()
+		return arrow.NewSchema(append([]arrow.Field{connectors.RowKindField, {Name: "id", Type: arrow.PrimitiveTypes.Int64}}, fields...), &m)
+	}
+	ddl := func(s *Sink, sc *arrow.Schema, stmt string) {
+		rb := array.NewRecordBuilder(alloc, sc)
+		write(t, s, connectors.Batch{Table: id, Record: rb.NewRecord(), DDL: stmt})
+		rb.Release()
+	}
+	s := sinkFor(t, e, 1, opts)
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	renamed := arrow.Field{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true}
+	ddl(s, schemaOf(renamed), "ALTER TABLE orders RENAME COLUMN v TO label")
+	ddl(s, schemaOf(renamed, arrow.Field{Name: "qty", Type: arrow.PrimitiveTypes.Int32, Nullable: true}), "ALTER TABLE orders ADD COLUMN qty INT")
+	ddl(s, schemaOf(renamed, arrow.Field{Name: "qty", Type: arrow.PrimitiveTypes.Int64, Nullable: true}), "ALTER TABLE orders MODIFY qty BIGINT")
+	want := "[shop.orders RENAME COLUMN `v` TO `label` shop.orders ADD COLUMN `qty` INT NULL shop.orders MODIFY COLUMN `qty` BIGINT NULL]"
+	if got := fmt.Sprint(e.Alters()); got != want {
+		t.Fatalf("alters\n got %s\nwant %s", got, want)
+	}
+	if r := e.Rows("shop", "orders"); len(r) != 1 || fmt.Sprint(r[0]["label"]) != "a" {
+		t.Fatalf("the renamed column lost its data: %v", r)
+	}
+
+	// A restart whose replay starts at the ADD COLUMN qty: the table has it.
+	s2 := sinkFor(t, e, 2, opts)
+	ddl(s2, schemaOf(renamed, arrow.Field{Name: "qty", Type: arrow.PrimitiveTypes.Int32, Nullable: true}), "ALTER TABLE orders ADD COLUMN qty INT")
+	ddl(s2, schemaOf(renamed, arrow.Field{Name: "qty", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+		arrow.Field{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true}), "ALTER TABLE orders ADD COLUMN note TEXT")
+	want = want[:len(want)-1] + " shop.orders ADD COLUMN `note` STRING NULL]"
+	if got := fmt.Sprint(e.Alters()); got != want {
+		t.Fatalf("alters after the restart\n got %s\nwant %s", got, want)
+	}
+	alloc.AssertSize(t, 0)
+}

@@ -25,10 +25,14 @@ import (
 // key (the `__op` field: 0 upsert, 1 delete); duplicate-key tables append.
 type Table struct {
 	Key      []string // primary key columns; empty: a duplicate-key table
+	Cols     []Column // as created and altered over the query port; empty when created by CreateTable
 	rows     map[string]map[string]any
 	order    []string
 	versions int // committed loads: StarRocks refuses a tablet past 1000 unmerged versions
 }
+
+// Column is one column of a table: its name and type as declared.
+type Column struct{ Name, Type string }
 
 // Faults makes the emulator misbehave on purpose.
 type Faults struct {

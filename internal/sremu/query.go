@@ -22,6 +22,9 @@ var (
 	reCreateTable = regexp.MustCompile("(?is)^CREATE\\s+TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*\\(.*\\)\\s*(PRIMARY|DUPLICATE)\\s+KEY\\s*\\(([^)]*)\\)")
 	reExists      = regexp.MustCompile("(?is)^SELECT\\s+COUNT\\(\\*\\)\\s+FROM\\s+information_schema\\.tables\\s+WHERE\\s+table_schema\\s*=\\s*'([^']*)'\\s+AND\\s+table_name\\s*=\\s*'([^']*)'")
 	reAlter       = regexp.MustCompile("(?is)^ALTER\\s+TABLE\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s+(.*)$")
+	reColumns     = regexp.MustCompile("(?is)^SELECT\\s+column_name\\s*,\\s*column_type\\s+FROM\\s+information_schema\\.columns\\s+WHERE\\s+table_schema\\s*=\\s*'([^']*)'\\s+AND\\s+table_name\\s*=\\s*'([^']*)'")
+	reColumnDef   = regexp.MustCompile("(?is)^`([^`]+)`\\s+(\\S+(?:\\s*\\([^)]*\\))?)")
+	reAlterCol    = regexp.MustCompile("(?is)^(ADD|DROP|MODIFY)\\s+COLUMN\\s+`([^`]+)`\\s*(\\S+(?:\\s*\\([^)]*\\))?)?|^RENAME\\s+COLUMN\\s+`([^`]+)`\\s+TO\\s+`([^`]+)`")
 	reCount       = regexp.MustCompile("(?is)^SELECT\\s+COUNT\\(\\*\\)\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
 	reSelectAll   = regexp.MustCompile("(?is)^SELECT\\s+\\*\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
 )
@@ -95,15 +98,101 @@ func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
 			}
 		}
 		e.CreateTable(m[1], m[2], key...)
+		// Column definitions: the text between the first ( and its match.
+		body := q[strings.Index(q, "(")+1:]
+		depth, end := 1, 0
+		for i, c := range body {
+			if c == '(' {
+				depth++
+			} else if c == ')' {
+				if depth--; depth == 0 {
+					end = i
+					break
+				}
+			}
+		}
+		var cols []Column
+		for _, def := range splitTop(body[:end]) {
+			if cm := reColumnDef.FindStringSubmatch(strings.TrimSpace(def)); cm != nil {
+				cols = append(cols, Column{Name: cm[1], Type: strings.ToUpper(cm[2])})
+			}
+		}
+		e.mu.Lock()
+		if t := e.dbs[m[1]][m[2]]; t != nil && t.Cols == nil {
+			t.Cols = cols
+		}
+		e.mu.Unlock()
 		return nil, nil
+	case reColumns.MatchString(q):
+		m := reColumns.FindStringSubmatch(q)
+		e.mu.Lock()
+		var vals [][]any
+		if t := e.dbs[m[1]][m[2]]; t != nil {
+			for _, c := range t.Cols {
+				vals = append(vals, []any{c.Name, strings.ToLower(c.Type)})
+			}
+		}
+		e.mu.Unlock()
+		rs, err := mysql.BuildSimpleTextResultset([]string{"COLUMN_NAME", "COLUMN_TYPE"}, vals)
+		if err != nil {
+			return nil, err
+		}
+		return mysql.NewResult(rs), nil
 	case reAlter.MatchString(q):
-		// Rows are stored as loaded, so columns need no change; the
-		// statement is recorded for tests.
+		// One column change per statement, as StarRocks runs one schema
+		// change at a time. Stored rows are renamed; types are recorded.
 		m := reAlter.FindStringSubmatch(q)
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.dbs[m[1]][m[2]] == nil {
+		t := e.dbs[m[1]][m[2]]
+		if t == nil {
 			return nil, mysql.NewError(mysql.ER_NO_SUCH_TABLE, fmt.Sprintf("Unknown table '%s.%s'", m[1], m[2]))
+		}
+		a := reAlterCol.FindStringSubmatch(strings.TrimSpace(m[3]))
+		if a == nil {
+			return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "the StarRocks emulator does not understand: "+q)
+		}
+		find := func(name string) int {
+			for i, c := range t.Cols {
+				if strings.EqualFold(c.Name, name) {
+					return i
+				}
+			}
+			return -1
+		}
+		switch strings.ToUpper(a[1]) {
+		case "ADD":
+			if find(a[2]) >= 0 {
+				return nil, mysql.NewError(mysql.ER_DUP_FIELDNAME, fmt.Sprintf("Duplicate column name '%s'", a[2]))
+			}
+			t.Cols = append(t.Cols, Column{Name: a[2], Type: strings.ToUpper(a[3])})
+		case "DROP", "MODIFY":
+			i := find(a[2])
+			if i < 0 && t.Cols != nil {
+				return nil, mysql.NewError(mysql.ER_BAD_FIELD_ERROR, fmt.Sprintf("Unknown column '%s'", a[2]))
+			}
+			if i >= 0 && strings.EqualFold(a[1], "DROP") {
+				t.Cols = append(t.Cols[:i], t.Cols[i+1:]...)
+			} else if i >= 0 {
+				t.Cols[i].Type = strings.ToUpper(a[3])
+			}
+		default: // RENAME COLUMN from TO to
+			i := find(a[4])
+			if i < 0 && t.Cols != nil {
+				return nil, mysql.NewError(mysql.ER_BAD_FIELD_ERROR, fmt.Sprintf("Unknown column '%s'", a[4]))
+			}
+			if find(a[5]) >= 0 {
+				return nil, mysql.NewError(mysql.ER_DUP_FIELDNAME, fmt.Sprintf("Duplicate column name '%s'", a[5]))
+			}
+			if i >= 0 {
+				t.Cols[i].Name = a[5]
+			}
+			for _, row := range t.rows {
+				if v, ok := row[a[4]]; ok {
+					row[a[5]] = v
+					delete(row, a[4])
+				}
+			}
 		}
 		e.alters = append(e.alters, m[1]+"."+m[2]+" "+m[3])
 		return nil, nil
@@ -161,4 +250,24 @@ func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
 		return mysql.NewResult(rs), nil
 	}
 	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "the StarRocks emulator does not understand: "+q)
+}
+
+// splitTop splits s at commas outside parentheses.
+func splitTop(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }

@@ -96,8 +96,8 @@ type target struct {
 	pk        []string
 	cols      []string
 	types     map[string]string // lower-case column → StarRocks type
-	rows      map[string]int // key → index in buf (the last change of a key wins)
-	buf       [][]byte       // encoded rows: JSON objects or CSV lines
+	rows      map[string]int    // key → index in buf (the last change of a key wins)
+	buf       [][]byte          // encoded rows: JSON objects or CSV lines
 	bytes     int
 	since     time.Time
 	txn       string // exactly-once: the open transaction's label

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/decimal128"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"sluice/connectors"
@@ -395,4 +397,32 @@ func TestFollowsRenameAndTypeChangeAcrossRestart(t *testing.T) {
 		t.Fatalf("alters after the restart\n got %s\nwant %s", got, want)
 	}
 	alloc.AssertSize(t, 0)
+}
+
+// TestTextEncodersMatchTheLibrary: the hand-written decimal and datetime
+// formatters agree with Arrow's Decimal128.ToString and time.Format.
+func TestTextEncodersMatchTheLibrary(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for n := 0; n < 20000; n++ {
+		var v decimal128.Num
+		switch n % 3 {
+		case 0:
+			v = decimal128.FromI64(rng.Int63n(2_000_000) - 1_000_000)
+		case 1:
+			v = decimal128.FromI64(rng.Int63() * int64(1-2*(n%2)))
+		default:
+			v = decimal128.New(rng.Int63n(1<<40)-1<<39, rng.Uint64())
+		}
+		scale := int32(n % 12)
+		if got, want := string(appendDecimal128(nil, v, scale)), v.ToString(scale); got != want {
+			t.Fatalf("decimal %v scale %d: %s, want %s", v, scale, got, want)
+		}
+		us := rng.Int63n(253402300799999999+62135596800000000) - 62135596800000000 // years 0001-9999
+		if n%4 == 0 {
+			us -= us % 1_000_000 // whole seconds
+		}
+		if got, want := string(appendDateTime(nil, us)), time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999"); got != want {
+			t.Fatalf("datetime %d: %s, want %s", us, got, want)
+		}
+	}
 }

@@ -9,6 +9,7 @@
 package sremu
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -621,10 +622,10 @@ func parseCSV(h http.Header, body []byte) ([]map[string]any, error) {
 		case enclose != 0 && c == enclose && len(cur) == 0:
 			inQuote, quoted = true, true
 			i++
-		case strings.HasPrefix(string(body[i:]), colSep):
+		case bytes.HasPrefix(body[i:], []byte(colSep)):
 			endField()
 			i += len(colSep)
-		case strings.HasPrefix(string(body[i:]), rowSep):
+		case bytes.HasPrefix(body[i:], []byte(rowSep)):
 			if err := endRow(); err != nil {
 				return nil, err
 			}

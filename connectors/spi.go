@@ -31,8 +31,13 @@ type Env struct {
 	Attempt     int    // the job's run number; sinks put it in transaction labels
 	Subtask     int    // 0-based index of this parallel instance
 	Parallelism int    // number of parallel instances of the vertex
-	Alloc       memory.Allocator
-	Logger      *slog.Logger
+	// LastCheckpointID is the highest checkpoint id the catalog recorded
+	// for the pipeline (committed or failed) when the task was built; 0 if
+	// unknown. Checkpoints after the one a sink recovers from, up to here
+	// and one more (in flight at a crash), may have left pre-commits.
+	LastCheckpointID uint64
+	Alloc            memory.Allocator
+	Logger           *slog.Logger
 }
 
 // Source produces batches.

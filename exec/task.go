@@ -87,7 +87,8 @@ type stages struct {
 
 func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stages, error) {
 	var st stages
-	env := connectors.Env{Job: job.Name, JobID: job.ID, Attempt: job.Attempt, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log}
+	env := connectors.Env{Job: job.Name, JobID: job.ID, Attempt: job.Attempt, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log,
+		LastCheckpointID: e.cat.MaxCheckpointID(job.ID, pl.ID)}
 	byID := map[int]catalog.Vertex{}
 	for _, v := range job.Plan.Vertices {
 		byID[v.ID] = v

@@ -131,7 +131,15 @@ type Sink struct {
 	prepared []preparedBatch // prepared, not yet committed
 	known    map[string][2]string
 	open     map[string]int // database → our transactions begun and not yet committed
-	warned   bool           // the carry budget was exceeded (logged once)
+	// labels crashed runs may have left prepared: <base>_<from…to>
+	probes []probe
+	warned bool // the carry budget was exceeded (logged once)
+}
+
+// probe is a series of labels to look for after a restart.
+type probe struct {
+	base     uint64
+	from, to int // to: probe at least this far; then until a label is unknown
 }
 
 type preparedBatch struct {
@@ -352,6 +360,11 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 	}
 	for _, f := range schema.Fields()[1:] {
 		t.types[strings.ToLower(f.Name)] = srType(f.Type, isKey[strings.ToLower(f.Name)])
+	}
+	if _, seen := s.known[t.db+"."+t.table]; !seen && s.set.exactlyOnce && len(s.probes) > 0 {
+		if err := s.rollbackLeftovers(ctx, t.db, t.table); err != nil {
+			return nil, err
+		}
 	}
 	s.known[t.db+"."+t.table] = [2]string{t.db, t.table}
 	if s.set.saveMode == "ignore" {
@@ -851,19 +864,50 @@ func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
 			}
 		}
 	}
+	// The crashed run took at most one barrier per checkpoint id after id:
+	// up to the last id the catalog recorded, plus one in flight. A table
+	// need not have a transaction at each (it may have waited for
+	// batch.interval), so that whole range is probed; without the bound,
+	// probing stops at the first unknown label.
+	last := 0
+	if s.env.LastCheckpointID > id {
+		last = st.K + int(s.env.LastCheckpointID-id) + 1
+	}
+	// Two runs may have left transactions: the one that took checkpoint id
+	// (labels <st.Base>_<st.K+1…>) and any that recovered from id before
+	// this one and crashed (labels <id>_<1…>).
+	again := 1
+	if s.env.LastCheckpointID > id {
+		again = int(s.env.LastCheckpointID-id) + 1
+	}
+	s.probes = []probe{{base: st.Base, from: st.K + 1, to: last}, {base: id, from: 1, to: again}}
 	for _, tb := range st.Tables {
 		s.known[tb[0]+"."+tb[1]] = tb
-		for k := st.K + 1; ; k++ {
-			label := s.label(tb[0], tb[1], strconv.FormatUint(st.Base, 10), strconv.Itoa(k))
-			state, err := s.c.loadState(ctx, tb[0], label)
+		if err := s.rollbackLeftovers(ctx, tb[0], tb[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollbackLeftovers rolls back the transactions the crashed run prepared
+// for one table after the checkpoint this run recovered from. Recover does
+// it for the tables the checkpoint names; a table the crashed run first
+// wrote after that checkpoint is done when this run first sees it (the
+// replay from the same position writes it again).
+func (s *Sink) rollbackLeftovers(ctx context.Context, db, table string) error {
+	for _, p := range s.probes {
+		for k := p.from; ; k++ {
+			label := s.label(db, table, strconv.FormatUint(p.base, 10), strconv.Itoa(k))
+			state, err := s.c.loadState(ctx, db, label)
 			if err != nil {
 				return err
 			}
-			if state == "UNKNOWN" {
+			if state == "UNKNOWN" && k >= p.to {
 				break
 			}
 			if state == "PREPARE" || state == "PREPARED" {
-				if _, err := s.txnCall(ctx, "rollback", tb[0], tb[1], label); err != nil {
+				if _, err := s.txnCall(ctx, "rollback", db, table, label); err != nil {
 					return err
 				}
 			}

@@ -196,7 +196,7 @@ func (s *Sink) timer() {
 		case <-tick.C:
 			s.mu.Lock()
 			for _, t := range s.targets {
-				if s.bgErr == nil && len(t.buf) > 0 && time.Since(t.since) >= s.set.interval {
+				if s.bgErr == nil && s.due(t) {
 					ctx, cancel := context.WithTimeout(context.Background(), s.set.timeout*time.Duration(s.set.retries+2))
 					s.bgErr = s.flushTarget(ctx, t)
 					cancel()

@@ -239,11 +239,7 @@ func TestCredentialsSurviveTheRedirect(t *testing.T) {
 // the table over the query port with the source's key.
 func TestCreatesMissingPrimaryKeyTable(t *testing.T) {
 	e := newEmu(t)
-	qaddr, err := e.ServeQueries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(qaddr, ":")
+	_, port, _ := strings.Cut(e.Query, ":") // newEmu serves queries
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	s := sinkFor(t, e, 1, map[string]string{"save_mode": "create_if_missing", "query_port": port})
 	write(t, s, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 1, "a2"))
@@ -260,11 +256,7 @@ func TestCreatesMissingPrimaryKeyTable(t *testing.T) {
 // column is dropped only when the source statement drops it.
 func TestFollowsAddAndDropColumn(t *testing.T) {
 	e := newEmu(t)
-	qaddr, err := e.ServeQueries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(qaddr, ":")
+	_, port, _ := strings.Cut(e.Query, ":") // newEmu serves queries
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	s := sinkFor(t, e, 1, map[string]string{"save_mode": "create_if_missing", "query_port": port})
 	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
@@ -353,11 +345,7 @@ func TestJSONStringsMatchEncodingJSON(t *testing.T) {
 // it lacks is.
 func TestFollowsRenameAndTypeChangeAcrossRestart(t *testing.T) {
 	e := newEmu(t)
-	qaddr, err := e.ServeQueries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(qaddr, ":")
+	_, port, _ := strings.Cut(e.Query, ":") // newEmu serves queries
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	opts := map[string]string{"save_mode": "create_if_missing", "query_port": port}
 	id := connectors.TableID{Database: "shop", Table: "orders"}

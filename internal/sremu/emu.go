@@ -68,6 +68,7 @@ type txn struct {
 type Emulator struct {
 	User, Password string
 	FE, BE         string // host:port of each listener
+	Query          string // host:port of the query port, once served
 
 	mu       sync.Mutex
 	dbs      map[string]map[string]*Table

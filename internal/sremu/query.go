@@ -39,7 +39,7 @@ func (e *Emulator) ServeQueriesOn(addr string) (string, error) {
 		return "", err
 	}
 	e.mu.Lock()
-	e.lq = l
+	e.lq, e.Query = l, l.Addr().String()
 	e.mu.Unlock()
 	go func() {
 		for {

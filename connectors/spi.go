@@ -29,6 +29,7 @@ type Env struct {
 	Job         string
 	JobID       uint64 // unique for the catalog's lifetime; sources derive ids from it
 	Attempt     int    // the job's run number; sinks put it in transaction labels
+	Pipeline    int    // the pipeline of the job this instance runs in
 	Subtask     int    // 0-based index of this parallel instance
 	Parallelism int    // number of parallel instances of the vertex
 	// LastCheckpointID is the highest checkpoint id the catalog recorded

@@ -34,6 +34,10 @@ func (e *Engine) checkpointConfig(spec catalog.JobSpec) checkpointConfig {
 		retryInterval: cfg.Duration("retry.interval")}
 }
 
+// errNoStart fails a run whose start position could not be recorded: its
+// sources must not read before it is (invariant I1).
+var errNoStart = errors.New("the pipeline's start position could not be recorded in the catalog")
+
 type inflight struct {
 	id        uint64
 	final     bool
@@ -68,6 +72,15 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 			}
 		}
 	}
+	// A pipeline without a completed checkpoint records where it starts
+	// before its sources read anything (see sourceStage).
+	var initial uint64
+	select {
+	case <-p.started:
+	default:
+		initial = next
+		trig(false)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -77,6 +90,10 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 				if now.Sub(f.triggered) > cc.timeout {
 					delete(pending, id)
 					e.failCheckpoint(ctx, p, f, fmt.Sprintf("not acknowledged by every task within checkpoint.timeout %s", cc.timeout))
+					if id == initial {
+						r.fail(fmt.Errorf("%w: checkpoint %d not acknowledged within checkpoint.timeout %s", errNoStart, id, cc.timeout))
+						return
+					}
 				}
 			}
 			if !finalTriggered && len(pending) == 0 {
@@ -101,7 +118,15 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 				continue
 			}
 			delete(pending, f.id)
-			if e.commitCheckpoint(ctx, p, f) && f.final {
+			ok := e.commitCheckpoint(ctx, p, f)
+			if f.id == initial {
+				if !ok {
+					r.fail(fmt.Errorf("%w: checkpoint %d was not committed", errNoStart, f.id))
+					return
+				}
+				close(p.started)
+			}
+			if ok && f.final {
 				return
 			}
 		}

@@ -304,8 +304,11 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
 	i := 0
 	for _, pl := range job.Plan.Pipelines {
 		p := &pipelineRun{run: r, pipeline: pl, acks: make(chan ack, pl.Parallelism), eofs: make(chan int, pl.Parallelism),
-			finalFailed: make(chan struct{})}
+			finalFailed: make(chan struct{}), started: make(chan struct{})}
 		last, restored := e.cat.LastCheckpoint(job.ID, pl.ID)
+		if restored {
+			close(p.started) // the start position is already durable
+		}
 		for s := 0; s < pl.Parallelism; s++ {
 			t := &task{pipeline: pl.ID, subtask: s, slot: slots[i], attempt: job.Attempt,
 				trigger: make(chan trigger, 4), commits: make(chan commitMsg, 4)}

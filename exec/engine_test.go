@@ -32,6 +32,7 @@ type recorder struct {
 	failAt  int64         // fail the write containing this id (0: never)
 	slow    time.Duration // sleep in every Write
 	written int64
+	onWrite func() // called at the start of every Write, if set
 }
 
 func newRecorder() *recorder { return &recorder{seen: map[string]map[int64]int{}} }
@@ -48,8 +49,11 @@ func (s *recSink) Flush(context.Context) error { return nil }
 func (s *recSink) Close() error                { return nil }
 func (s *recSink) Write(_ context.Context, b connectors.Batch) error {
 	s.r.mu.Lock()
-	slow := s.r.slow
+	slow, on := s.r.slow, s.r.onWrite
 	s.r.mu.Unlock()
+	if on != nil {
+		on()
+	}
 	time.Sleep(slow)
 	ids := b.Record.Column(1).(*array.Int64)
 	s.r.mu.Lock()

@@ -87,7 +87,7 @@ type stages struct {
 
 func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stages, error) {
 	var st stages
-	env := connectors.Env{Job: job.Name, JobID: job.ID, Attempt: job.Attempt, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log,
+	env := connectors.Env{Job: job.Name, JobID: job.ID, Attempt: job.Attempt, Pipeline: pl.ID, Subtask: subtask, Parallelism: pl.Parallelism, Alloc: e.cfg.Alloc, Logger: e.log,
 		LastCheckpointID: e.cat.MaxCheckpointID(job.ID, pl.ID)}
 	byID := map[int]catalog.Vertex{}
 	for _, v := range job.Plan.Vertices {
@@ -223,6 +223,7 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 		}
 		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: pos, final: tr.final}})
 	}
+	started := false
 	for {
 		select { // a pending trigger goes first: the barrier follows everything read so far
 		case tr := <-triggers:
@@ -232,8 +233,18 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 			continue
 		default:
 		}
-		if t.eof.Load() {
+		if !started || t.eof.Load() {
+			// Invariant (I1): nothing is read before the position the
+			// pipeline starts from is durable in the catalog, so a crash
+			// before the first regular checkpoint replays from that
+			// position instead of starting afresh at a later one.
+			var wait <-chan struct{}
+			if !started {
+				wait = p.started
+			}
 			select {
+			case <-wait:
+				started = true
 			case tr := <-triggers:
 				if stop, err := onTrigger(tr); stop || err != nil {
 					return err
@@ -376,4 +387,8 @@ type pipelineRun struct {
 	eofs        chan int
 	finalFailed chan struct{} // closed when the final checkpoint failed
 	failOnce    sync.Once
+	// started is closed once the pipeline has a completed checkpoint: at
+	// once when it was restored from one, else when its initial checkpoint
+	// (taken before any Read) committed. Sources read only after it.
+	started chan struct{}
 }

@@ -1,10 +1,12 @@
 // Package file is the file sink: JSON lines in a directory, exactly-once
 // through checkpoints.
 //
-// Each task writes to <path>/<job>/task-<n>.inprogress. At a checkpoint
-// barrier the file is synced and renamed task-<n>-<id>.pending; when the
-// checkpoint is committed in the catalog, pending files up to that id are
-// renamed task-<n>-<id>.jsonl. Renames are atomic, so a reader of *.jsonl
+// Each task writes to <path>/<job>/<task>.inprogress, <task> being
+// j<job id>-p<pipeline>-t<subtask> (a re-created job of the same name has a
+// new id, so it never overwrites or adopts its predecessor's files). At a
+// checkpoint barrier the file is synced and renamed <task>-<id>.pending;
+// when the checkpoint is committed in the catalog, pending files up to that
+// id are renamed <task>-<id>.jsonl. Renames are atomic, so a reader of *.jsonl
 // never sees a row twice or a torn file, whatever crashes in between:
 // Recover commits what the catalog committed and deletes the rest.
 //
@@ -37,7 +39,7 @@ func Spec() connectors.Spec {
 		},
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			dir := filepath.Join(cfg.String("path"), sanitize(env.Job))
-			return &Sink{dir: dir, task: env.Subtask}, nil
+			return &Sink{dir: dir, task: fmt.Sprintf("j%d-p%d-t%d", env.JobID, env.Pipeline, env.Subtask)}, nil
 		},
 	}
 }
@@ -60,7 +62,7 @@ func sanitize(s string) string {
 // Sink is one task's writer.
 type Sink struct {
 	dir  string
-	task int
+	task string // file name stem: job id, pipeline, subtask
 	f    *os.File
 	w    *bufio.Writer
 	line []byte
@@ -72,13 +74,13 @@ var (
 )
 
 func (s *Sink) inprogress() string {
-	return filepath.Join(s.dir, fmt.Sprintf("task-%d.inprogress", s.task))
+	return filepath.Join(s.dir, s.task+".inprogress")
 }
 func (s *Sink) pending(id uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("task-%d-%d.pending", s.task, id))
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%d.pending", s.task, id))
 }
 func (s *Sink) committed(id uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("task-%d-%d.jsonl", s.task, id))
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%d.jsonl", s.task, id))
 }
 
 // Open creates the directory; the in-progress file is started by Recover.
@@ -97,7 +99,7 @@ func (s *Sink) startFile() error {
 
 // pendingIDs lists this task's pending checkpoint ids.
 func (s *Sink) pendingIDs() ([]uint64, error) {
-	matches, err := filepath.Glob(filepath.Join(s.dir, fmt.Sprintf("task-%d-*.pending", s.task)))
+	matches, err := filepath.Glob(filepath.Join(s.dir, s.task+"-*.pending"))
 	if err != nil {
 		return nil, err
 	}

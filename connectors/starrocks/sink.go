@@ -209,12 +209,19 @@ func (s *Sink) timer() {
 
 var labelChars = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
-// label builds a load label: deterministic, [A-Za-z0-9_], at most 128.
+// label builds a load label: deterministic, [A-Za-z0-9_], at most 128
+// characters, and unique per job incarnation, pipeline and subtask: the
+// job id is in it (names are reused: a dropped and re-created job must not
+// find its predecessor's labels "already loaded"). Parts that had to be
+// rewritten or cut are followed by a hash of the exact parts, so two
+// different tables never share a label.
 func (s *Sink) label(parts ...string) string {
-	l := labelChars.ReplaceAllString(strings.Join(append([]string{s.set.prefix, s.env.Job, strconv.Itoa(s.env.Subtask)}, parts...), "_"), "_")
-	if len(l) > 128 {
-		h := sha1.Sum([]byte(l))
-		l = l[:87] + "_" + hex.EncodeToString(h[:])
+	all := append([]string{s.set.prefix, s.env.Job, "j" + strconv.FormatUint(s.env.JobID, 10),
+		"p" + strconv.Itoa(s.env.Pipeline), strconv.Itoa(s.env.Subtask)}, parts...)
+	l := labelChars.ReplaceAllString(strings.Join(all, "_"), "_")
+	if l != strings.Join(all, "_") || len(l) > 128 {
+		h := sha1.Sum([]byte(strings.Join(all, "\x00")))
+		l = l[:min(len(l), 87)] + "_" + hex.EncodeToString(h[:])
 	}
 	return l
 }

@@ -52,6 +52,11 @@ func newEmu(t *testing.T) *sremu.Emulator {
 
 func sinkFor(t *testing.T, e *sremu.Emulator, attempt int, opts map[string]string) *Sink {
 	t.Helper()
+	return sinkWith(t, e, connectors.Env{Job: "j1", JobID: 1, Attempt: attempt}, opts)
+}
+
+func sinkWith(t *testing.T, e *sremu.Emulator, env connectors.Env, opts map[string]string) *Sink {
+	t.Helper()
 	raw := map[string]string{"fe": e.FE, "user": "loader", "password": "pw", "save_mode": "ignore",
 		"retry.backoff": "1ms", "max_retries": "5", "batch.interval": "1h", "batch.carry_bytes": "0"}
 	for k, v := range opts {
@@ -61,7 +66,7 @@ func sinkFor(t *testing.T, e *sremu.Emulator, attempt int, opts map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSink(cfg, connectors.Env{Job: "j1", Attempt: attempt})
+	s := newSink(cfg, env)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -412,5 +417,39 @@ func TestTextEncodersMatchTheLibrary(t *testing.T) {
 		if got, want := string(appendDateTime(nil, us)), time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.999999"); got != want {
 			t.Fatalf("datetime %d: %s, want %s", us, got, want)
 		}
+	}
+}
+
+// A job dropped and created again under the same name is a new job: its
+// loads must not be taken for its predecessor's ("Label Already Exists"),
+// in either mode (issue 10, defect 4: the target stayed empty).
+func TestRecreatedJobLoadsEverythingAgain(t *testing.T) {
+	for _, mode := range []string{"at-least-once", "exactly-once"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEmu(t)
+			e.CreateTable("shop", "orders", "id")
+			alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer alloc.AssertSize(t, 0)
+			ctx := context.Background()
+			for _, jobID := range []uint64{7, 12} { // the same name, a new id
+				s := sinkWith(t, e, connectors.Env{Job: "orders", JobID: jobID, Attempt: 1}, map[string]string{"semantic": mode})
+				if err := s.Recover(ctx, 0, nil); err != nil {
+					t.Fatal(err)
+				}
+				write(t, s, batch(alloc, connectors.Insert, 1, "a", connectors.Insert, 2, "b"))
+				state, err := barrier(ctx, s, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Commit(ctx, 1, state); err != nil {
+					t.Fatal(err)
+				}
+				if got := rowsOf(e); got != "1=a 2=b" {
+					t.Fatalf("job id %d: rows %q after its load", jobID, got)
+				}
+				s.Close()
+				e.Truncate("shop", "orders")
+			}
+		})
 	}
 }

@@ -164,6 +164,16 @@ func (e *Emulator) CreateTable(db, table string, key ...string) {
 	}
 }
 
+// Truncate empties a table (TRUNCATE TABLE); its loads' labels stay known,
+// as StarRocks keeps them for label_keep_max_second.
+func (e *Emulator) Truncate(db, table string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t := e.dbs[db][table]; t != nil {
+		t.rows, t.order = map[string]map[string]any{}, nil
+	}
+}
+
 // Rows returns a copy of a table's rows, ordered by key (or arrival).
 func (e *Emulator) Rows(db, table string) []map[string]any {
 	e.mu.Lock()

@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -114,10 +115,45 @@ const (
 	// MetaSourceType (field) is the column's type at the source, in the
 	// source's own SQL, e.g. "bigint(20) unsigned" or "varchar(64)".
 	MetaSourceType = "sluice.source_type"
-	// MetaPrimaryKey (schema) lists the key columns, comma-separated, in
-	// key order.
+	// MetaCharset and MetaCollation (field) are a text column's character
+	// set and collation at the source, e.g. "utf8mb4", "utf8mb4_bin".
+	MetaCharset   = "sluice.charset"
+	MetaCollation = "sluice.collation"
+	// MetaDefault (field) is the column's default as a MySQL expression,
+	// ready to follow DEFAULT: "'red'", "0", "NULL", "current_timestamp()".
+	// Absent: the column has no default.
+	MetaDefault = "sluice.default"
+	// MetaComment (field) is the column's comment at the source.
+	MetaComment = "sluice.comment"
+	// MetaPrimaryKey (schema) lists the key columns in key order, as a
+	// JSON array of names (a name may hold any character, commas too);
+	// write it with KeyMetadata, read it with PrimaryKey.
 	MetaPrimaryKey = "sluice.primary_key"
 )
+
+// KeyMetadata is the schema metadata that declares names as the primary key.
+func KeyMetadata(names ...string) arrow.Metadata {
+	v, _ := json.Marshal(names)
+	return arrow.NewMetadata([]string{MetaPrimaryKey}, []string{string(v)})
+}
+
+// PrimaryKey returns the key columns a schema declares (nil when none).
+// A value that is not a JSON array is read as the comma-separated form of
+// earlier versions, which checkpoints may still hold.
+func PrimaryKey(schema *arrow.Schema) ([]string, error) {
+	v, ok := schema.Metadata().GetValue(MetaPrimaryKey)
+	if !ok || v == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(v, "[") {
+		return strings.Split(v, ","), nil
+	}
+	var names []string
+	if err := json.Unmarshal([]byte(v), &names); err != nil {
+		return nil, fmt.Errorf("%w: %s %q: %v", ErrBadBatch, MetaPrimaryKey, v, err)
+	}
+	return names, nil
+}
 
 // Release drops the batch's reference to its record.
 func (b Batch) Release() {

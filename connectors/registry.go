@@ -27,6 +27,9 @@ type Spec struct {
 	NewSink      SinkFactory
 	NewTransform TransformFactory
 	Check        Checker // optional, run at CREATE SYNC JOB
+	// MaxParallelism is the most parallel instances the connector can run
+	// as (0: no limit); the planner refuses a job asking for more.
+	MaxParallelism int
 }
 
 // Registry holds the connectors a server offers. It is filled once at start

@@ -62,9 +62,38 @@ func (p *Planner) Create(stmt *CreateJob) (catalog.CreateJob, error) {
 	if spec.Options, err = validateJobOptions(optionMap(stmt.With)); err != nil {
 		return catalog.CreateJob{}, err
 	}
+	if err := p.checkParallelism(spec); err != nil {
+		return catalog.CreateJob{}, err
+	}
 	cmd := catalog.CreateJob{Name: stmt.Name, Spec: spec, Plan: Build(spec), IfNotExists: stmt.IfNotExists}
 	cmd.SQL = p.Render(stmt.Name, spec, false)
 	return cmd, nil
+}
+
+// checkParallelism refuses a parallelism a connector of the job cannot run at.
+func (p *Planner) checkParallelism(spec catalog.JobSpec) error {
+	cfg, err := JobConfig(spec)
+	if err != nil {
+		return err
+	}
+	par := cfg.Int("parallelism")
+	refs := append([]catalog.ConnectorRef{spec.Source, spec.Sink}, spec.Transforms...)
+	kinds := append([]connectors.Kind{connectors.KindSource, connectors.KindSink}, make([]connectors.Kind, len(spec.Transforms))...)
+	for i := 2; i < len(kinds); i++ {
+		kinds[i] = connectors.KindTransform
+	}
+	for i, ref := range refs {
+		cs, err := p.reg.Lookup(ref.Connector, kinds[i])
+		if err != nil {
+			return err
+		}
+		if cs.MaxParallelism > 0 && par > int64(cs.MaxParallelism) {
+			return &connectors.OptionError{Owner: "job", Option: "parallelism", Err: connectors.ErrBadOptionValue,
+				Detail: fmt.Sprintf("%s runs as at most %d parallel instance(s) per job, and the job asks for %d; leave parallelism out or set it to %d",
+					cs.Name, cs.MaxParallelism, par, cs.MaxParallelism)}
+		}
+	}
+	return nil
 }
 
 // Check verifies a job about to be created against the world: options

@@ -23,7 +23,9 @@ func testPlanner() *Planner {
 		Options: connectors.OptionSet{{Name: "host", Type: connectors.TypeString, Required: true},
 			{Name: "token", Type: connectors.TypeString, Secret: true}, {Name: "db_password", Type: connectors.TypeString}},
 		NewSink: func(connectors.Config, connectors.Env) (connectors.Sink, error) { return nil, nil }}
-	return New(connectors.NewRegistry().MustRegister(datagen.Spec(), blackhole.Spec(), tablerename.Spec(), sec))
+	single := connectors.Spec{Name: "single", Kind: connectors.KindSource, MaxParallelism: 1,
+		NewSource: func(connectors.Config, connectors.Env) (connectors.Source, error) { return nil, nil }}
+	return New(connectors.NewRegistry().MustRegister(datagen.Spec(), blackhole.Spec(), tablerename.Spec(), sec, single))
 }
 
 func mustCreate(t *testing.T, p *Planner, sql string) catalog.CreateJob {
@@ -63,6 +65,8 @@ func TestCreateValidation(t *testing.T) {
 		{"CREATE SYNC JOB j FROM datagen () TO blackhole () WITH ('checkpoint.interval'='1ms')", connectors.ErrBadOptionValue, "shorter than the minimum"},
 		{"CREATE SYNC JOB j FROM datagen () TO blackhole () WITH ('retry.interval'='-5s')", connectors.ErrBadOptionValue, "shorter than the minimum"},
 		{"CREATE SYNC JOB j FROM datagen () TO blackhole () WITH ('schedule.strategy'='maybe')", connectors.ErrBadOptionValue, "wait, reject"},
+		{"CREATE SYNC JOB j FROM single () TO blackhole () WITH ('parallelism'='1')", nil, ""},
+		{"CREATE SYNC JOB j FROM single () TO blackhole () WITH ('parallelism'='2')", connectors.ErrBadOptionValue, "single runs as at most 1 parallel instance(s) per job, and the job asks for 2"},
 		{"CREATE SYNC JOB j FROM datagen () TO blackhole () WITH ('paralelism'='2')", connectors.ErrUnknownOption, "valid options are checkpoint.interval"},
 	}
 	for _, c := range cases {

@@ -80,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		// not apply (no file functions are reachable), through the global logrus.
 		logrus.SetLevel(logrus.ErrorLevel)
 		// System variables are process-global in GMS.
-		_ = sql.SystemVariables.AssignValues(map[string]interface{}{"version": Version, "version_comment": "sluice"})
+		_ = sql.SystemVariables.AssignValues(map[string]interface{}{"version": Version, "version_comment": "sluice"}) // connectors refuse a server that answers this (mysqlconn.SluiceVersionComment)
 	})
 	s.engine = sqle.NewDefault(provider{db: newSysDB(s.systemTables()...)})
 	if err := s.setupUsers(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -217,6 +219,7 @@ func TestCDCMisconfigurationsAnswered(t *testing.T) {
 	nobinlog := mariadbtest.Start(t, "--skip-log-bin")
 	n := newNode(t)
 	n.start()
+	_, sluicePort, _ := net.SplitHostPort(n.mysqlAddr)
 	src := func(port int, user, pass, tables string, extra string) string {
 		return fmt.Sprintf(`CREATE SYNC JOB bad FROM mysql_cdc ('host'='127.0.0.1', 'port'='%d', 'user'='%s', 'password'='%s', 'tables'='%s'%s)
 			TO blackhole ()`, port, user, pass, tables, extra)
@@ -238,6 +241,10 @@ func TestCDCMisconfigurationsAnswered(t *testing.T) {
 		{"unknown table", src(db.Port, "repl", "replpw", `app\\.nosuch`, ""), "no table on 127.0.0.1", "", ""},
 		{"no primary key", src(db.Port, "repl", "replpw", `app\\..*`, ""), "app.nopk has no primary key", "", ""},
 		{"bad regex", src(db.Port, "repl", "replpw", `app\\.(`, ""), "is not a regular expression", "", ""},
+		{"sink at sluice's own port", strings.Replace(src(db.Port, "repl", "replpw", `app\\.t`, ""), "TO blackhole ()",
+			"TO mysql ('host'='127.0.0.1', 'port'='"+sluicePort+"', 'user'='root')", 1), "is the SQL port of a sluice server", "", ""},
+		{"source at sluice's own port", src(atoi(sluicePort), "root", "", `app\\.t`, ""), "is the SQL port of a sluice server", "", ""},
+		{"parallelism", src(db.Port, "repl", "replpw", `app\\.t`, "") + " WITH ('parallelism'='2')", "mysql_cdc runs as at most 1 parallel instance", "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -249,8 +256,13 @@ func TestCDCMisconfigurationsAnswered(t *testing.T) {
 			if err == nil || !strings.Contains(out, c.want) {
 				t.Fatalf("want an error containing %q, got %v: %s", c.want, err, out)
 			}
-			if c.name != "bad regex" && !strings.Contains(out, "ERROR 1429") {
-				t.Errorf("want ERROR 1429, got %s", out)
+			code := "ERROR 1429"
+			switch c.name {
+			case "bad regex", "parallelism":
+				code = "ERROR 1231"
+			}
+			if !strings.Contains(out, code) {
+				t.Errorf("want %s, got %s", code, out)
 			}
 			if got := n.int("SELECT COUNT(*) FROM sluice.jobs"); got != 0 {
 				t.Fatalf("the catalog changed: %d jobs", got)
@@ -283,4 +295,9 @@ func TestCDCMisconfigurationsAnswered(t *testing.T) {
 	if msg := n.sql("SELECT error FROM sluice.jobs WHERE name = 'bad'"); !strings.Contains(msg, "is gone from the server") {
 		t.Fatalf("error after purge: %s", msg)
 	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

@@ -21,12 +21,14 @@ func Spec() connectors.Spec {
 		Kind:        connectors.KindSource,
 		Description: "MySQL 8 / MariaDB 10.11 binlog CDC: chunked lock-free snapshot, then the binlog (GTID or file:pos)",
 		Options:     Options,
+		// One binlog stream per job: see DESIGN.md.
+		MaxParallelism: 1,
 		NewSource: func(cfg connectors.Config, env connectors.Env) (connectors.Source, error) {
 			set, err := parseSettings(cfg)
 			if err != nil {
 				return nil, err
 			}
-			if env.Parallelism > 1 {
+			if env.Parallelism > 1 { // refused at CREATE too (MaxParallelism)
 				return nil, fmt.Errorf("%w: mysql_cdc reads one binlog stream per job, so the job's parallelism must be 1 (it is %d)",
 					connectors.ErrPrecondition, env.Parallelism)
 			}

@@ -54,6 +54,9 @@ type column struct {
 	Prec     int
 	Scale    int
 	Charset  string
+	Collate  string
+	Default  string // SQL expression; "" when the column has none
+	Comment  string
 	Elems    []string // ENUM/SET members
 	kind     kind
 	width    uint // integer width in bits (for unsigned masking)
@@ -89,7 +92,8 @@ func (t *table) colNames() []string {
 // empty, names the column(s) to chunk by instead of the primary key.
 func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey []string) (*table, error) {
 	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE,
-		COALESCE(NUMERIC_PRECISION,0), COALESCE(NUMERIC_SCALE,0), COALESCE(CHARACTER_SET_NAME,'')
+		COALESCE(NUMERIC_PRECISION,0), COALESCE(NUMERIC_SCALE,0), COALESCE(CHARACTER_SET_NAME,''),
+		COALESCE(COLLATION_NAME,''), COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT, VERSION() LIKE '%MariaDB%'
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION`, id.Database, id.Table)
 	if err != nil {
 		return nil, err
@@ -98,11 +102,15 @@ func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey 
 	t := &table{ID: id}
 	for rows.Next() {
 		var c column
-		var nullable string
-		if err := rows.Scan(&c.Name, &c.DataType, &c.ColType, &nullable, &c.Prec, &c.Scale, &c.Charset); err != nil {
+		var nullable, extra string
+		var def sql.NullString
+		var maria bool
+		if err := rows.Scan(&c.Name, &c.DataType, &c.ColType, &nullable, &c.Prec, &c.Scale, &c.Charset,
+			&c.Collate, &def, &extra, &c.Comment, &maria); err != nil {
 			return nil, err
 		}
 		c.Nullable = nullable == "YES"
+		c.Default = defaultExpr(def, extra, c.DataType, maria)
 		if err := c.resolve(); err != nil {
 			return nil, fmt.Errorf("table %s column %s: %w", t.key(), c.Name, err)
 		}
@@ -146,6 +154,34 @@ func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey 
 	return t, nil
 }
 
+// defaultExpr turns information_schema.COLUMNS.COLUMN_DEFAULT into a SQL
+// expression. MariaDB (10.2.7+) stores it as one already ('red', NULL,
+// current_timestamp()); MySQL stores a literal's bare value and marks
+// expressions DEFAULT_GENERATED in EXTRA.
+func defaultExpr(def sql.NullString, extra, dataType string, maria bool) string {
+	if !def.Valid {
+		return ""
+	}
+	if maria {
+		return def.String
+	}
+	v := def.String
+	switch {
+	case strings.Contains(strings.ToUpper(extra), "DEFAULT_GENERATED"):
+		if strings.HasPrefix(strings.ToUpper(v), "CURRENT_TIMESTAMP") {
+			return v
+		}
+		return "(" + v + ")"
+	case strings.HasPrefix(v, "b'") && dataType == "bit":
+		return v
+	}
+	switch dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "float", "double", "decimal", "year":
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(v) + "'"
+}
+
 func (t *table) index(name string) int {
 	for i, c := range t.Cols {
 		if strings.EqualFold(c.Name, name) {
@@ -159,8 +195,17 @@ func (t *table) buildSchema() {
 	fields := make([]arrow.Field, 0, len(t.Cols)+1)
 	fields = append(fields, connectors.RowKindField)
 	for _, c := range t.Cols {
-		fields = append(fields, arrow.Field{Name: c.Name, Type: c.typ, Nullable: c.Nullable,
-			Metadata: arrow.NewMetadata([]string{connectors.MetaSourceType}, []string{c.ColType})})
+		keys, vals := []string{connectors.MetaSourceType}, []string{c.ColType}
+		add := func(k, v string) {
+			if v != "" {
+				keys, vals = append(keys, k), append(vals, v)
+			}
+		}
+		add(connectors.MetaCharset, c.Charset)
+		add(connectors.MetaCollation, c.Collate)
+		add(connectors.MetaDefault, c.Default)
+		add(connectors.MetaComment, c.Comment)
+		fields = append(fields, arrow.Field{Name: c.Name, Type: c.typ, Nullable: c.Nullable, Metadata: arrow.NewMetadata(keys, vals)})
 	}
 	var md arrow.Metadata
 	if t.HasPK {
@@ -168,7 +213,7 @@ func (t *table) buildSchema() {
 		for i, k := range t.PK {
 			names[i] = t.Cols[k].Name
 		}
-		md = arrow.NewMetadata([]string{connectors.MetaPrimaryKey}, []string{strings.Join(names, ",")})
+		md = connectors.KeyMetadata(names...)
 	}
 	t.schema = arrow.NewSchema(fields, &md)
 }

@@ -39,14 +39,34 @@ func Open(c Config) (*sql.DB, error) {
 
 // Ping connects and answers a failure with what to fix, wrapping
 // connectors.ErrUnreachable.
+//
+// A sluice server's own SQL port answers like MySQL but stores nothing:
+// a connector pointed at it (a typo of port 9306 for 3306, or another
+// node of the cluster) is refused with connectors.ErrPrecondition.
 func Ping(ctx context.Context, db *sql.DB, addr, user string) error {
 	err := db.PingContext(ctx)
 	if err == nil {
-		return nil
+		return refuseSluice(ctx, db, addr)
 	}
 	var me *gomysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1045 {
 		return fmt.Errorf("%w: %s refused user %q: wrong user or password (%s)", connectors.ErrUnreachable, addr, user, me.Message)
 	}
 	return fmt.Errorf("%w: cannot reach %s: %v; check host and port, and that the server accepts TCP connections from sluice", connectors.ErrUnreachable, addr, err)
+}
+
+// SluiceVersionComment is what a sluice server answers for
+// @@version_comment (sqlfront sets it).
+const SluiceVersionComment = "sluice"
+
+func refuseSluice(ctx context.Context, db *sql.DB, addr string) error {
+	var comment string
+	if err := db.QueryRowContext(ctx, "SELECT @@version_comment").Scan(&comment); err != nil {
+		return nil // not every MySQL-protocol server has it (StarRocks does); nothing to refuse
+	}
+	if comment == SluiceVersionComment {
+		return fmt.Errorf("%w: %s is the SQL port of a sluice server, not a MySQL or MariaDB database; point the connector at the database server's own port",
+			connectors.ErrPrecondition, addr)
+	}
+	return nil
 }

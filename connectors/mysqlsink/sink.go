@@ -423,16 +423,16 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		byName[strings.ToLower(f.Name)] = i
 		t.geom = append(t.geom, isGeometry(sourceType(f)))
 	}
-	var pkNames []string
-	if v, ok := schema.Metadata().GetValue(connectors.MetaPrimaryKey); ok && v != "" {
-		pkNames = strings.Split(v, ",")
-		for _, n := range pkNames {
-			i, ok := byName[strings.ToLower(n)]
-			if !ok {
-				return nil, fmt.Errorf("%w: primary key column %q is not in the batch", connectors.ErrBadBatch, n)
-			}
-			t.pk = append(t.pk, i)
+	pkNames, err := connectors.PrimaryKey(schema)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range pkNames {
+		i, ok := byName[strings.ToLower(n)]
+		if !ok {
+			return nil, fmt.Errorf("%w: primary key column %q is not in the batch", connectors.ErrBadBatch, n)
 		}
+		t.pk = append(t.pk, i)
 	}
 	existing, err := s.columns(ctx, t)
 	if err != nil {

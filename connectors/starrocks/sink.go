@@ -358,10 +358,11 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 	old, oldTypes := t.cols, t.types
 	t.cols, t.types = cols, map[string]string{}
 	isKey := map[string]bool{}
-	t.pk = nil
-	if v, ok := schema.Metadata().GetValue(connectors.MetaPrimaryKey); ok && v != "" {
-		t.pk = strings.Split(v, ",")
+	pk, err := connectors.PrimaryKey(schema)
+	if err != nil {
+		return nil, err
 	}
+	t.pk = pk
 	for _, k := range t.pk {
 		isKey[strings.ToLower(k)] = true
 	}

@@ -22,7 +22,7 @@ import (
 var testSchema = arrow.NewSchema([]arrow.Field{connectors.RowKindField,
 	{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "v", Type: arrow.BinaryTypes.String, Nullable: true}},
 	func() *arrow.Metadata {
-		m := arrow.NewMetadata([]string{connectors.MetaPrimaryKey}, []string{"id"})
+		m := connectors.KeyMetadata("id")
 		return &m
 	}())
 

@@ -162,6 +162,15 @@ func (l *lexer) quoted(q byte) (string, error) {
 				continue
 			}
 			l.pos++
+			if !utf8.ValidString(b.String()) {
+				// Stored as JSON in the catalog, invalid UTF-8 would be
+				// silently replaced by U+FFFD: refuse it, as MySQL does.
+				what := "string"
+				if q == '`' {
+					what = "quoted identifier"
+				}
+				return "", l.errAt(start, "invalid UTF-8 in "+what)
+			}
 			return b.String(), nil
 		case c == '\\' && q != '`' && l.pos+1 < len(l.src):
 			l.pos++
@@ -202,15 +211,85 @@ func (l *lexer) errAt(pos int, msg string) *SyntaxError {
 			col++
 		}
 	}
-	near := l.src[min(pos, len(l.src)):]
-	if len(near) > 40 {
-		cut := 40
-		for cut > 0 && !utf8.RuneStart(near[cut]) {
-			cut--
+	pos = min(pos, len(l.src))
+	end := len(l.src)
+	if end-pos > 40 {
+		end = pos + 40
+		for end > pos && !utf8.RuneStart(l.src[end]) {
+			end--
 		}
-		near = near[:cut]
 	}
-	return &SyntaxError{Msg: msg, Pos: pos, Line: line, Column: col, Near: near}
+	return &SyntaxError{Msg: msg, Pos: pos, Line: line, Column: col, Near: maskValues(l.src, pos, end)}
+}
+
+// maskValues returns src[from:to] with the text of every quoted option
+// value (a string after '=') replaced by "******". The parser does not
+// know which options are secret (that is the connectors' business), and an
+// error must never quote a password back: so no value is quoted back.
+func maskValues(src string, from, to int) string {
+	var b strings.Builder
+	afterEq := false
+	for i := 0; i < to; {
+		c := src[i]
+		if afterEq && !isSpace(c) && !strings.ContainsRune("'\"`(),;=", rune(c)) {
+			// a bare value (10s, 42, or a password someone forgot to quote)
+			j := i
+			for j < len(src) && !isSpace(src[j]) && !strings.ContainsRune("'\"`(),;=", rune(src[j])) {
+				j++
+			}
+			if j > from && i < to {
+				b.WriteString("******")
+			}
+			i, afterEq = j, false
+			continue
+		}
+		if c != '\'' && c != '"' && c != '`' {
+			if c == '=' {
+				afterEq = true
+			} else if !isSpace(c) {
+				afterEq = false
+			}
+			if i >= from {
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		// a quoted token: find its end (doubled quotes and, outside
+		// identifiers, backslash escapes stay inside)
+		j := i + 1
+		for j < len(src) {
+			if src[j] == '\\' && c != '`' && j+1 < len(src) {
+				j += 2
+				continue
+			}
+			if src[j] == c {
+				if j+1 < len(src) && src[j+1] == c {
+					j += 2
+					continue
+				}
+				j++
+				break
+			}
+			j++
+		}
+		secret := afterEq && c != '`'
+		afterEq = false
+		for k := i; k < min(j, to); k++ {
+			if k < from {
+				continue
+			}
+			inside := k > i && (k < j-1 || (j == len(src) && src[j-1] != c))
+			switch {
+			case !secret || !inside:
+				b.WriteByte(src[k])
+			case k == max(i+1, from):
+				b.WriteString("******")
+			}
+		}
+		i = j
+	}
+	return b.String()
 }
 
 // parser is a recursive-descent parser with one token of lookahead.

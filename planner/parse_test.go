@@ -68,7 +68,9 @@ func TestParseErrors(t *testing.T) {
 		{"CREATE SYNC JOB j FROM d ('a'=) TO b ()", "expected a quoted option value", 1, 31},
 		{"CREATE SYNC JOB j FROM d (''='x') TO b ()", "empty option name", 1, 27},
 		{"CREATE SYNC JOB `a\nb` FROM d () TO b ()", "NUL, newlines", 1, 17},
-		{"CREATE SYNC JOB j FROM d ('\xff'='x') TO b ()", "", 0, 0}, // bytes in strings are allowed
+		{"CREATE SYNC JOB j FROM d ('\xff'='x') TO b ()", "invalid UTF-8 in string", 1, 27},
+		{"CREATE SYNC JOB `j\xffk` FROM d () TO b ()", "invalid UTF-8 in quoted identifier", 1, 17},
+		{"CREATE SYNC JOB j FROM d ('a'='\xc3') TO b ()", "invalid UTF-8 in string", 1, 31},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.sql)
@@ -85,6 +87,22 @@ func TestParseErrors(t *testing.T) {
 		}
 		if !strings.Contains(se.Msg, c.msg) || se.Line != c.line || se.Column != c.column {
 			t.Errorf("%q: got %q at %d:%d, want %q at %d:%d", c.sql, se.Msg, se.Line, se.Column, c.msg, c.line, c.column)
+		}
+	}
+	// An error never quotes an option value back: it may be a password.
+	for _, q := range []string{
+		"CREATE SYNC JOB j FROM mysql_cdc ('password'='hunter2' 'host'='h') TO b ()",
+		"CREATE SYNC JOB j FROM mysql_cdc ('password'='hunter2', 'host'='h')) TO b ()",
+		"CREATE SYNC JOB j FROM d () TO b ('password' = \"hunter2\" x",
+		"CREATE SYNC JOB j FROM d () TO b ('password'='hun''ter2\\'x",
+		"CREATE SYNC JOB j FROM d () TO b ('password'='hunter2",
+		"CREATE SYNC JOB j FROM d () TO b (`password`=hunter2x 'x'",
+		"CREATE SYNC JOB j FROM d () TO b ('password'=hunter2.x)",
+		"CREATE SYNC JOB j FROM d () TO b ('password'=hunter2",
+	} {
+		_, err := Parse(q)
+		if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "ter2") {
+			t.Errorf("%q: error %v quotes the value", q, err)
 		}
 	}
 	if _, err := Parse(strings.Repeat(" ", MaxStatementBytes+1)); err == nil || !strings.Contains(err.Error(), "exceeds") {

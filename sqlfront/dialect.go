@@ -61,6 +61,7 @@ func (i *interceptor) Prepare(ctx context.Context, chain server.Chain, c *mysql.
 }
 
 func (i *interceptor) StmtExecute(ctx context.Context, chain server.Chain, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
+	fixTemporalParams(prepare)
 	return chain.ComStmtExecute(ctx, c, prepare, cb)
 }
 

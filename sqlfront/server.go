@@ -93,7 +93,11 @@ func New(cfg Config) (*Server, error) {
 		return e, sm, h
 	}
 	scfg := server.Config{Protocol: "tcp", Address: cfg.Addr, Listener: cfg.Listener, Version: Version,
-		Options: []server.Option{capture, ic.Option()}}
+		Options: []server.Option{capture, ic.Option()},
+		ProtocolListenerFactory: func(c server.Config, lc mysql.ListenerConfig, sel server.ServerEventListener) (server.ProtocolListener, error) {
+			lc.AuthServer = uniformAuth{lc.AuthServer}
+			return server.MySQLProtocolListenerFactory(c, lc, sel)
+		}}
 	sb := func(ctx context.Context, c *mysql.Conn, addr string) (sql.Session, error) {
 		host, user := "", ""
 		if u, ok := c.UserData.(sql.MysqlConnectionUser); ok {
@@ -108,6 +112,30 @@ func New(cfg Config) (*Server, error) {
 	s.srv = srv
 	return s, nil
 }
+
+// uniformAuth answers a user that does not exist exactly like a wrong
+// password: 1045 Access denied. (Left alone, the wire library finds no
+// auth method for an unknown user and ends the handshake with a packet
+// clients report as "malformed", which also tells who is a user.) Every
+// user sluice creates uses mysql_native_password, so that method takes
+// every user name; its hash check refuses the unknown ones.
+type uniformAuth struct{ mysql.AuthServer }
+
+func (a uniformAuth) AuthMethods() []mysql.AuthMethod {
+	ms := a.AuthServer.AuthMethods()
+	out := make([]mysql.AuthMethod, len(ms))
+	for i, m := range ms {
+		out[i] = m
+		if m.Name() == mysql.MysqlNativePassword {
+			out[i] = anyUser{m}
+		}
+	}
+	return out
+}
+
+type anyUser struct{ mysql.AuthMethod }
+
+func (anyUser) HandleUser(*mysql.Conn, string) bool { return true }
 
 // setupUsers enables authentication with root (password from the config)
 // and persists users created with CREATE USER / GRANT to UsersFile.

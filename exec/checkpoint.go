@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"sluice/catalog"
-	"sluice/connectors"
 	"sluice/connectors/failpoint"
 )
 
@@ -56,7 +55,7 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 	tick := time.NewTicker(cc.interval)
 	defer tick.Stop()
 	pending := map[uint64]*inflight{}
-	finalTriggered, eofs := false, 0
+	finalTriggered, wantFinal, eofs := false, false, 0
 	stop := r.stop // set to nil here once seen: a closed channel would spin
 
 	trig := func(final bool) {
@@ -82,6 +81,14 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 		trig(false)
 	}
 	for {
+		// Invariant: one checkpoint in flight, the final one too: N+1 is
+		// triggered only once N is committed (and its commits sent to the
+		// sinks) or failed, so a sink at barrier N+1 knows that a
+		// transaction it prepared for an earlier id it was not told to
+		// commit will never be committed (see sinkStage).
+		if wantFinal && !finalTriggered && len(pending) == 0 {
+			trig(true)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -100,13 +107,11 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 				trig(false)
 			}
 		case <-p.eofs:
-			if eofs++; eofs == len(p.tasks) && !finalTriggered {
-				trig(true)
+			if eofs++; eofs == len(p.tasks) {
+				wantFinal = true
 			}
 		case <-stop:
-			if !finalTriggered {
-				trig(true)
-			}
+			wantFinal = true
 			stop = nil
 		case a := <-p.acks:
 			f := pending[a.id]
@@ -161,18 +166,11 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 		return false
 	}
 	for _, t := range p.tasks {
+		a := f.acks[t.subtask]
 		select {
-		case t.commits <- commitMsg{id: f.id, state: f.acks[t.subtask].state}:
+		case t.commits <- commitMsg{id: f.id, state: a.state, pos: a.pos}:
 		case <-ctx.Done():
 			return false
-		}
-	}
-	// Invariant: sources learn a position is safe only after both commits.
-	for _, t := range p.tasks {
-		if a, ok := t.src.(connectors.PositionAcker); ok {
-			if err := a.Ack(ctx, f.acks[t.subtask].pos); err != nil {
-				e.log.Warn("source ack failed", "job", r.job.Name, "task", t.subtask, "err", err)
-			}
 		}
 	}
 	return true

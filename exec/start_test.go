@@ -117,3 +117,92 @@ func TestRestartBeforeFirstCheckpointReplaysFromTheStart(t *testing.T) {
 		t.Fatal("the sink received rows before the start position was in the catalog")
 	}
 }
+
+// ackingClock is a clockSource that logs the positions it is told are safe.
+type ackingClock struct {
+	clockSource
+	order *orderLog
+}
+
+func (s *ackingClock) Ack(_ context.Context, pos connectors.Position) error {
+	s.order.add("ack " + string(pos))
+	return nil
+}
+
+type orderLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (o *orderLog) add(s string) {
+	o.mu.Lock()
+	o.log = append(o.log, s)
+	o.mu.Unlock()
+}
+
+// twoPhaseLog is a two-phase sink that logs its commits, slowly.
+type twoPhaseLog struct {
+	recSink
+	order *orderLog
+}
+
+func (s *twoPhaseLog) Recover(context.Context, uint64, []byte) error { return nil }
+func (s *twoPhaseLog) PreCommit(context.Context, uint64) ([]byte, error) {
+	return nil, nil
+}
+func (s *twoPhaseLog) Commit(_ context.Context, id uint64, _ []byte) error {
+	time.Sleep(5 * time.Millisecond) // an ack racing the commit would overtake it
+	s.order.add("commit " + strconv.FormatUint(id, 10))
+	return nil
+}
+
+// A source learns a position is safe only after the sink committed the
+// checkpoint that holds it (issue 10, defect 13: the ack overtook the
+// commit through a buffered channel).
+func TestSourceAckFollowsSinkCommit(t *testing.T) {
+	h := newHarness(t, 0)
+	var head atomic.Int64
+	var opens []string
+	var mu sync.Mutex
+	order := &orderLog{}
+	h.eng.cfg.Registry.MustRegister(connectors.Spec{Name: "ackclock", Kind: connectors.KindSource,
+		NewSource: func(_ connectors.Config, env connectors.Env) (connectors.Source, error) {
+			return &ackingClock{clockSource: clockSource{log: &head, opens: &opens, mu: &mu, env: env}, order: order}, nil
+		}}, connectors.Spec{Name: "tplog", Kind: connectors.KindSink,
+		NewSink: func(connectors.Config, connectors.Env) (connectors.Sink, error) {
+			return &twoPhaseLog{recSink: recSink{r: h.rec}, order: order}, nil
+		}})
+	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "ackclock"}, Sink: catalog.ConnectorRef{Connector: "tplog"},
+		Options: map[string]string{"checkpoint.interval": "20ms"}}
+	plan := catalog.Plan{Vertices: []catalog.Vertex{{ID: 1, Kind: "source", Connector: "ackclock", Ref: catalog.RefSource},
+		{ID: 2, Kind: "sink", Connector: "tplog", Ref: catalog.RefSink}},
+		Pipelines: []catalog.Pipeline{{ID: 1, Vertices: []int{1, 2}, Parallelism: 1}}}
+	if _, err := h.cat.CreateJob(context.Background(), catalog.CreateJob{Name: "ack", Spec: spec, Plan: plan}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		order.mu.Lock()
+		n := len(order.log)
+		order.mu.Unlock()
+		if n >= 20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	order.mu.Lock()
+	defer order.mu.Unlock()
+	commits, acks := 0, 0
+	for _, e := range order.log {
+		if e[:3] == "ack" {
+			if acks++; acks > commits {
+				t.Fatalf("ack %d came before its commit: %v", acks, order.log)
+			}
+		} else {
+			commits++
+		}
+	}
+	if acks < 5 {
+		t.Fatalf("only %d acks: %v", acks, order.log)
+	}
+}

@@ -43,6 +43,7 @@ type barrier struct {
 type commitMsg struct {
 	id    uint64
 	state []byte
+	pos   connectors.Position // the task's source position at the checkpoint
 }
 
 // task is one subtask of one pipeline: source → transforms → sink.
@@ -59,7 +60,6 @@ type task struct {
 
 	trigger chan trigger
 	commits chan commitMsg
-	src     connectors.Source // set once built; for PositionAcker
 
 	eof atomic.Bool // the source reached the end of its input
 }
@@ -151,7 +151,6 @@ func (e *Engine) runTask(ctx context.Context, p *pipelineRun, t *task, st stages
 			return fmt.Errorf("recover sink at checkpoint %d: %w", t.restoreID, err)
 		}
 	}
-	t.src = st.src
 	t.setState(TaskRunning)
 
 	srcCtx, cancelSrc := context.WithCancel(ctx)
@@ -304,6 +303,35 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stages, tp connectors.TwoPhaseSink, queue <-chan item) error {
 	var finalID uint64
 	var finalFailed <-chan struct{} // watched only once the final barrier passed
+	acker, _ := st.src.(connectors.PositionAcker)
+	commit := func(c commitMsg) (done bool, err error) {
+		if tp != nil {
+			if err := tp.Commit(ctx, c.id, c.state); err != nil {
+				return false, fmt.Errorf("commit checkpoint %d: %w", c.id, err)
+			}
+		}
+		// Invariant: a source learns a position is safe only after the
+		// catalog committed its checkpoint and this task's sink committed.
+		if acker != nil {
+			if err := acker.Ack(ctx, c.pos); err != nil {
+				e.log.Warn("source ack failed", "job", p.run.job.Name, "task", t.subtask, "err", err)
+			}
+		}
+		return finalID != 0 && c.id >= finalID, nil
+	}
+	// drainCommits handles the commits already sent.
+	drainCommits := func() (done bool, err error) {
+		for {
+			select {
+			case c := <-t.commits:
+				if done, err := commit(c); done || err != nil {
+					return done, err
+				}
+			default:
+				return false, nil
+			}
+		}
+	}
 	for {
 		select {
 		case it, ok := <-queue:
@@ -324,6 +352,12 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 					return fmt.Errorf("sink %s: %w", p.run.job.Spec.Sink.Connector, err)
 				}
 				continue
+			}
+			// Invariant: a sink sees Commit(N) before barrier N+1 whenever
+			// the catalog committed N: the coordinator sent the commit
+			// before it triggered N+1, so it is in t.commits by now.
+			if done, err := drainCommits(); done || err != nil {
+				return err
 			}
 			bar := it.barrier
 			flush := st.sink.Flush
@@ -354,13 +388,8 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 				return ctx.Err()
 			}
 		case c := <-t.commits:
-			if tp != nil {
-				if err := tp.Commit(ctx, c.id, c.state); err != nil {
-					return fmt.Errorf("commit checkpoint %d: %w", c.id, err)
-				}
-			}
-			if finalID != 0 && c.id >= finalID {
-				return nil
+			if done, err := commit(c); done || err != nil {
+				return err
 			}
 		case <-finalFailed:
 			return errFinalAborted

@@ -73,7 +73,11 @@ var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "amount", Type: &arrow.Decimal128Type{Precision: 12, Scale: 2}},
 	{Name: "created_at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
 	{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true},
-}, nil)
+}, &datagenKey)
+
+// datagenKey declares id the primary key, so sinks that create tables
+// make it one (without it a replay after a crash appended rows twice).
+var datagenKey = connectors.KeyMetadata("id")
 
 // Epoch is created_at of id 0; id n is Epoch + n seconds.
 var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -159,3 +159,35 @@ func diffRows(t *testing.T, db *sql.DB) {
 		rows.Close()
 	}
 }
+
+// Each column carries what a sink needs to create or add it faithfully:
+// character set, collation, default (as an expression) and comment.
+func TestColumnMetadataForSinks(t *testing.T) {
+	srv.Exec(t, "CREATE DATABASE IF NOT EXISTS meta",
+		"CREATE TABLE meta.t (id INT PRIMARY KEY, color VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL DEFAULT 'red' COMMENT 'it''s', "+
+			"n INT DEFAULT 5, ts TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP, plain INT)")
+	db := srv.Open(t, "")
+	tb, err := loadTable(context.Background(), db, connectors.TableID{Database: "meta", Table: "t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range tb.schema.Fields()[1:] {
+		var parts []string
+		for _, k := range []string{connectors.MetaCharset, connectors.MetaCollation, connectors.MetaDefault, connectors.MetaComment} {
+			v, ok := f.Metadata.GetValue(k)
+			if !ok {
+				v = "-"
+			}
+			parts = append(parts, v)
+		}
+		got = append(got, f.Name+":"+strings.Join(parts, ","))
+	}
+	want := "id:-,-,-,- color:utf8mb4,utf8mb4_unicode_ci,'red',it's n:-,-,5,- ts:-,-,current_timestamp(),- plain:-,-,NULL,-"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("metadata\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if pk, _ := connectors.PrimaryKey(tb.schema); len(pk) != 1 || pk[0] != "id" {
+		t.Fatalf("key %v", pk)
+	}
+}

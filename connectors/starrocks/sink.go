@@ -385,7 +385,7 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 			return t, err
 		}
 	}
-	return t, s.evolve(ctx, t, old, oldTypes, b.DDL)
+	return t, s.evolve(ctx, t, schema.Fields()[1:], old, oldTypes, b.DDL)
 }
 
 // evolve follows a source schema change: renamed columns are renamed
@@ -396,7 +396,7 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 // The diff is against the table's columns as StarRocks lists them, not
 // against the previous batch: after a restart, rows replayed from before
 // an ADD COLUMN arrive without a column the table already has.
-func (s *Sink) evolve(ctx context.Context, t *target, old []string, oldTypes map[string]string, ddl string) error {
+func (s *Sink) evolve(ctx context.Context, t *target, fields []arrow.Field, old []string, oldTypes map[string]string, ddl string) error {
 	db, addr, err := s.queryDB()
 	if err != nil {
 		return err
@@ -424,36 +424,28 @@ func (s *Sink) evolve(ctx context.Context, t *target, old []string, oldTypes map
 			had[strings.ToLower(c)] = oldTypes[strings.ToLower(c)]
 		}
 	}
-	var alters []string
-	for _, r := range connectors.RenamedColumns(ddl) {
-		from, to := strings.ToLower(r[0]), strings.ToLower(r[1])
-		if typ, ok := had[from]; ok {
-			if _, clash := had[to]; !clash {
-				alters = append(alters, "RENAME COLUMN `"+r[0]+"` TO `"+r[1]+"`")
-				had[to] = typ
-				delete(had, from)
-			}
-		}
-	}
 	isKey := map[string]bool{}
 	for _, k := range t.pk {
 		isKey[strings.ToLower(k)] = true
 	}
-	has := map[string]bool{}
-	for _, c := range t.cols {
-		lc := strings.ToLower(c)
-		has[lc] = true
-		typ, ok := had[lc]
-		switch {
-		case !ok:
-			alters = append(alters, "ADD COLUMN `"+c+"` "+t.types[lc]+" NULL")
-		case typ != "" && typ != t.types[lc] && !isKey[lc]:
-			alters = append(alters, "MODIFY COLUMN `"+c+"` "+t.types[lc]+" NULL")
-		}
+	// had holds the source's previous type of each column (unknown: ""),
+	// which is what a retype is judged by.
+	retype := func(f arrow.Field, prev string) bool {
+		lc := strings.ToLower(f.Name)
+		return prev != "" && prev != t.types[lc] && !isKey[lc]
 	}
-	for c := range had {
-		if !has[c] && connectors.DropsColumn(ddl, c) {
-			alters = append(alters, "DROP COLUMN `"+c+"`")
+	var alters []string
+	for _, c := range connectors.DiffColumns(had, fields, ddl, retype) {
+		lc := strings.ToLower(c.Name)
+		switch c.Op {
+		case connectors.RenameColumn:
+			alters = append(alters, "RENAME COLUMN `"+c.From+"` TO `"+c.Name+"`")
+		case connectors.AddColumn:
+			alters = append(alters, "ADD COLUMN `"+c.Name+"` "+t.types[lc]+" NULL"+srDefault(c.Field))
+		case connectors.ModifyColumn:
+			alters = append(alters, "MODIFY COLUMN `"+c.Name+"` "+t.types[lc]+" NULL")
+		case connectors.DropColumn:
+			alters = append(alters, "DROP COLUMN `"+c.Name+"`")
 		}
 	}
 	if len(alters) == 0 {
@@ -479,6 +471,26 @@ func (s *Sink) evolve(ctx context.Context, t *target, old []string, oldTypes map
 		}
 	}
 	return nil
+}
+
+// srDefault renders a source column's default for StarRocks' ADD COLUMN,
+// which fills existing rows with it (the binlog has no rows for them): a
+// literal as a quoted string, CURRENT_TIMESTAMP as itself; NULL, or an
+// expression StarRocks cannot evaluate, as nothing.
+func srDefault(f arrow.Field) string {
+	d, ok := f.Metadata.GetValue(connectors.MetaDefault)
+	if !ok || strings.EqualFold(d, "NULL") {
+		return ""
+	}
+	if strings.HasPrefix(strings.ToLower(d), "current_timestamp") {
+		return " DEFAULT CURRENT_TIMESTAMP"
+	}
+	if len(d) >= 2 && d[0] == '\'' && d[len(d)-1] == '\'' {
+		d = strings.ReplaceAll(d[1:len(d)-1], "''", "'")
+	} else if _, err := strconv.ParseFloat(d, 64); err != nil {
+		return "" // an expression
+	}
+	return " DEFAULT \"" + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(d) + "\""
 }
 
 // queryDB opens the FE's MySQL port.

@@ -453,3 +453,30 @@ func TestRecreatedJobLoadsEverythingAgain(t *testing.T) {
 		})
 	}
 }
+
+// ADD COLUMN … DEFAULT at the source reaches StarRocks with its default,
+// so rows loaded before the change get it (issue 10, defect 12).
+func TestAddColumnCarriesItsDefault(t *testing.T) {
+	e := newEmu(t)
+	_, port, _ := strings.Cut(e.Query, ":")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer alloc.AssertSize(t, 0)
+	s := sinkFor(t, e, 1, map[string]string{"save_mode": "create_if_missing", "query_port": port})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	color := arrow.Field{Name: "color", Type: arrow.BinaryTypes.String, Nullable: true,
+		Metadata: arrow.NewMetadata([]string{connectors.MetaDefault}, []string{"'it''s red'"})}
+	wide := arrow.NewSchema(append(testSchema.Fields(), color), func() *arrow.Metadata { m := testSchema.Metadata(); return &m }())
+	rb := array.NewRecordBuilder(alloc, wide)
+	write(t, s, connectors.Batch{Table: connectors.TableID{Database: "shop", Table: "orders"}, Record: rb.NewRecord(),
+		DDL: "ALTER TABLE orders ADD COLUMN color VARCHAR(9) DEFAULT 'it''s red'"})
+	rb.Release()
+	if got := fmt.Sprint(e.Alters()); got != "[shop.orders ADD COLUMN `color` STRING NULL DEFAULT \"it's red\"]" {
+		t.Fatalf("alters %s", got)
+	}
+	if r := e.Rows("shop", "orders"); len(r) != 1 || fmt.Sprint(r[0]["color"]) != "it's red" {
+		t.Fatalf("rows %v", r)
+	}
+}

@@ -24,6 +24,7 @@ var (
 	reAlter       = regexp.MustCompile("(?is)^ALTER\\s+TABLE\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s+(.*)$")
 	reColumns     = regexp.MustCompile("(?is)^SELECT\\s+column_name\\s*,\\s*column_type\\s+FROM\\s+information_schema\\.columns\\s+WHERE\\s+table_schema\\s*=\\s*'([^']*)'\\s+AND\\s+table_name\\s*=\\s*'([^']*)'")
 	reColumnDef   = regexp.MustCompile("(?is)^`([^`]+)`\\s+(\\S+(?:\\s*\\([^)]*\\))?)")
+	reDefault     = regexp.MustCompile(`(?i)\sDEFAULT\s+"((?:[^"\\]|\\.)*)"`)
 	reAlterCol    = regexp.MustCompile("(?is)^(ADD|DROP|MODIFY)\\s+COLUMN\\s+`([^`]+)`\\s*(\\S+(?:\\s*\\([^)]*\\))?)?|^RENAME\\s+COLUMN\\s+`([^`]+)`\\s+TO\\s+`([^`]+)`")
 	reCount       = regexp.MustCompile("(?is)^SELECT\\s+COUNT\\(\\*\\)\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
 	reSelectAll   = regexp.MustCompile("(?is)^SELECT\\s+\\*\\s+FROM\\s+`?([\\w$]+)`?\\.`?([\\w$]+)`?\\s*;?$")
@@ -166,6 +167,15 @@ func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
 				return nil, mysql.NewError(mysql.ER_DUP_FIELDNAME, fmt.Sprintf("Duplicate column name '%s'", a[2]))
 			}
 			t.Cols = append(t.Cols, Column{Name: a[2], Type: strings.ToUpper(a[3])})
+			// Existing rows take the column's default, as in StarRocks.
+			if d := reDefault.FindStringSubmatch(m[3]); d != nil {
+				v := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(d[1])
+				for _, r := range t.rows {
+					if _, ok := r[a[2]]; !ok {
+						r[a[2]] = v
+					}
+				}
+			}
 		case "DROP", "MODIFY":
 			i := find(a[2])
 			if i < 0 && t.Cols != nil {

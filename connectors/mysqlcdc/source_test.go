@@ -17,22 +17,7 @@ import (
 
 var srv *mariadbtest.Server
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mysqlcdc-test-")
-	if err != nil {
-		panic(err)
-	}
-	srv, err = mariadbtest.StartDir(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Stop()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(mariadbtest.Main(m, &srv)) }
 
 func newSource(t *testing.T, alloc memory.Allocator, opts map[string]string) *Source {
 	t.Helper()

@@ -21,20 +21,7 @@ import (
 var srv *mariadbtest.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mysqlsink-test-")
-	if err != nil {
-		panic(err)
-	}
-	srv, err = mariadbtest.StartDir(dir, "--character-set-server=latin1", "--collation-server=latin1_swedish_ci")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Stop()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(mariadbtest.Main(m, &srv, "--character-set-server=latin1", "--collation-server=latin1_swedish_ci"))
 }
 
 func newSink(t *testing.T, opts map[string]string) *Sink {

@@ -72,6 +72,24 @@ func Start(tb testing.TB, extra ...string) *Server {
 	return s
 }
 
+// Main runs a package's tests against one server started for all of them
+// (in a temporary directory, with mariadbd flags extra), which *srv points
+// to while they run; it returns the exit code for os.Exit.
+func Main(m *testing.M, srv **Server, extra ...string) int {
+	dir, err := os.MkdirTemp("", "mariadbtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *srv, err = StartDir(dir, extra...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer (*srv).Stop()
+	return m.Run()
+}
+
 // StartDir creates a server in dir (which must be empty or absent) and
 // starts it. The caller stops it.
 func StartDir(dir string, extra ...string) (*Server, error) {

@@ -36,9 +36,9 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		}
 		t.pk = append(t.pk, i)
 	}
-	if len(t.pk) == 0 && !s.set.exactlyOnce && !s.set.appendKeyless {
+	if len(t.pk) == 0 && !s.set.appendKeyless {
 		return nil, fmt.Errorf("%w: table %s has no primary key, so an at-least-once replay after a crash would insert its rows twice into %s; "+
-			"use 'semantic'='exactly-once', give the source table a primary key, or accept duplicates with 'keyless'='append'",
+			"give the source table a primary key, or accept duplicates with 'keyless'='append'",
 			connectors.ErrPrecondition, id, t.quoted())
 	}
 	existing, err := s.columns(ctx, t)
@@ -72,7 +72,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 	}
 	if len(alters) > 0 {
 		stmt := "ALTER TABLE " + t.quoted() + " " + strings.Join(alters, ", ")
-		if _, err := s.ddl(ctx, stmt); err != nil {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("follow schema change on %s: %s: %w", t.quoted(), stmt, err)
 		}
 		s.log("applied schema change", "table", t.quoted(), "statement", stmt)
@@ -96,11 +96,11 @@ func (s *Sink) create(ctx context.Context, t *target, fields []arrow.Field, pkNa
 		}
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(q, ",")+")")
 	}
-	if _, err := s.ddl(ctx, "CREATE DATABASE IF NOT EXISTS "+quote(t.db)+" CHARACTER SET utf8mb4"); err != nil {
+	if _, err := s.db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quote(t.db)+" CHARACTER SET utf8mb4"); err != nil {
 		return fmt.Errorf("create database %s: %w", quote(t.db), err)
 	}
 	stmt := "CREATE TABLE IF NOT EXISTS " + t.quoted() + " (" + strings.Join(defs, ", ") + ") DEFAULT CHARSET=utf8mb4"
-	if _, err := s.ddl(ctx, stmt); err != nil {
+	if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("create target table: %s: %w", stmt, err)
 	}
 	return nil

@@ -55,7 +55,6 @@ type settings struct {
 	maxRows                        int
 	interval                       time.Duration
 	appendKeyless                  bool
-	exactlyOnce                    bool // not offered yet (XA, issue 10)
 }
 
 func parse(cfg connectors.Config) settings {
@@ -366,8 +365,3 @@ func (s *Sink) Close() error {
 }
 
 func quote(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-
-// ddl runs a schema statement on the pool.
-func (s *Sink) ddl(ctx context.Context, stmt string) (sql.Result, error) {
-	return s.db.ExecContext(ctx, stmt)
-}

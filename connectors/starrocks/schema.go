@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"sluice/connectors"
-	"sluice/connectors/mysqlconn"
 	"strconv"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow"
+
+	"sluice/connectors"
+	"sluice/connectors/mysqlconn"
 )
 
 // target resolves (and on first sight prepares) the table of a batch.

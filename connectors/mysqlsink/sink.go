@@ -20,7 +20,7 @@ func Spec() connectors.Spec {
 	return connectors.Spec{
 		Name:        "mysql",
 		Kind:        connectors.KindSink,
-		Description: "MySQL / MariaDB target: batched upserts and deletes by primary key, idempotent under replay; creates missing tables",
+		Description: "MySQL / MariaDB target: batched upserts and deletes by primary key, idempotent under replay, or exactly-once through XA; creates missing tables",
 		Options:     Options,
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			return &Sink{set: parse(cfg), env: env, tables: map[connectors.TableID]*target{}}, nil
@@ -31,7 +31,13 @@ func Spec() connectors.Spec {
 				return err
 			}
 			defer db.Close()
-			return ping(ctx, db, parse(cfg))
+			if err := ping(ctx, db, parse(cfg)); err != nil {
+				return err
+			}
+			if parse(cfg).exactlyOnce {
+				return checkXA(ctx, db)
+			}
+			return nil
 		},
 	}
 }
@@ -46,7 +52,11 @@ var Options = connectors.OptionSet{
 	{Name: "batch.max_rows", Type: connectors.TypeInt, Default: "5000", Min: connectors.Int64(1), Max: connectors.Int64(1_000_000), Description: "rows buffered before a write"},
 	{Name: "batch.interval", Type: connectors.TypeDuration, Default: "1s", MinDuration: time.Millisecond, Description: "longest time a change waits in the buffer"},
 	{Name: "keyless", Type: connectors.TypeEnum, Enum: []string{"refuse", "append"}, Default: "refuse",
-		Description: "a source table without a primary key: refuse it (a replay after a crash would insert its rows twice), or append and accept those duplicates"},
+		Description: "at-least-once, a source table without a primary key: refuse it (a replay after a crash would insert its rows twice), or append and accept those duplicates"},
+	{Name: "semantic", Type: connectors.TypeEnum, Default: "at-least-once", Enum: []string{"at-least-once", "exactly-once"},
+		Description: "exactly-once: each checkpoint interval's changes, held in memory, are written in one XA transaction per task at the checkpoint and committed after the catalog commits it (tables without a key too)"},
+	{Name: "xid.prefix", Type: connectors.TypeString, Default: "sluice",
+		Description: "exactly-once: first part of the XA transaction ids; give each sluice cluster writing to one server its own"},
 }
 
 type settings struct {
@@ -54,13 +64,15 @@ type settings struct {
 	port                           int
 	maxRows                        int
 	interval                       time.Duration
-	appendKeyless                  bool
+	appendKeyless, exactlyOnce     bool
+	xidPrefix                      string
 }
 
 func parse(cfg connectors.Config) settings {
 	return settings{host: cfg.String("host"), user: cfg.String("user"), password: cfg.String("password"),
 		database: cfg.String("database"), port: int(cfg.Int("port")), maxRows: int(cfg.Int("batch.max_rows")),
-		interval: cfg.Duration("batch.interval"), appendKeyless: cfg.String("keyless") == "append"}
+		interval: cfg.Duration("batch.interval"), appendKeyless: cfg.String("keyless") == "append",
+		exactlyOnce: cfg.String("semantic") == "exactly-once", xidPrefix: cfg.String("xid.prefix")}
 }
 
 // sessionMode is the target session's sql_mode: strict, so a value the
@@ -93,7 +105,14 @@ type target struct {
 	zeroIfNull []any
 	pending    map[string]*change
 	order      []string
+	// older holds the generations of the table buffered before schema
+	// changes in this interval (exactly-once), written before this one;
+	// keep, in an older generation, the columns the target still has.
+	older []*target
+	keep  []int
 }
+
+func (t *target) clear() { t.pending, t.order, t.older = map[string]*change{}, nil, nil }
 
 type change struct {
 	del  bool
@@ -102,9 +121,9 @@ type change struct {
 
 func (t *target) quoted() string { return quote(t.db) + "." + quote(t.name) }
 
-// Sink is one task's writer. A background flusher writes buffered changes
-// that waited batch.interval while no new batch arrives; mu serialises it
-// with Write and Flush.
+// Sink is one task's writer. At-least-once, a background flusher writes
+// buffered changes that waited batch.interval while no new batch arrives;
+// mu serialises it with Write and Flush. Exactly-once, see xa.go.
 type Sink struct {
 	set     settings
 	env     connectors.Env
@@ -116,6 +135,10 @@ type Sink struct {
 	bgErr   error // a failed background flush, reported by the next call
 	stop    chan struct{}
 	done    chan struct{}
+	// exactly-once
+	conn     *sql.Conn // the task's XA connection
+	prepared *prepared // the transaction awaiting Commit
+	deferred []connectors.Batch
 }
 
 // Open connects to the target and starts the interval flusher.
@@ -128,6 +151,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	s.lastApp = time.Now()
 	if err := ping(ctx, db, s.set); err != nil {
 		return err
+	}
+	if s.set.exactlyOnce {
+		return checkXA(ctx, db)
 	}
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	go s.flusher()
@@ -162,20 +188,32 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 	if s.bgErr != nil {
 		return s.bgErr
 	}
+	if s.prepared != nil { // exactly-once: see xa.go
+		s.holdBatch(b)
+		return nil
+	}
+	return s.writeLocked(ctx, b)
+}
+
+func (s *Sink) writeLocked(ctx context.Context, b connectors.Batch) error {
 	id := b.Table
 	if s.set.database != "" {
 		id.Database = s.set.database
 	}
 	t := s.tables[id]
 	if t == nil || b.DDL != "" || !t.schema.Equal(b.Record.Schema()) {
-		if t != nil {
+		if t != nil && !s.set.exactlyOnce {
 			if err := s.flushTable(ctx, t); err != nil {
 				return err
 			}
 		}
+		old := t
 		var err error
-		if t, err = s.ensure(ctx, id, b.Record.Schema(), b.DDL, t); err != nil {
+		if t, err = s.ensure(ctx, id, b.Record.Schema(), b.DDL, old); err != nil {
 			return err
+		}
+		if old != nil && s.set.exactlyOnce {
+			t.older = old.generations(b.Record.Schema(), b.DDL)
 		}
 		s.tables[id] = t
 	}
@@ -199,12 +237,12 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 		}
 		k := connectors.RowKind(kinds.Value(i))
 		del := k == connectors.Delete || k == connectors.UpdateBefore
-		if len(t.pk) == 0 { // only with keyless=append (see ensure)
-			if del {
+		if len(t.pk) == 0 { // exactly-once, or keyless=append (see ensure)
+			if del && !s.set.exactlyOnce {
 				return fmt.Errorf("table %s has no primary key at the source, so a delete or update cannot be applied to %s", b.Table, t.quoted())
 			}
 			key := strconv.Itoa(len(t.order)) // append-only: every row is its own key
-			t.pending[key] = &change{vals: vals}
+			t.pending[key] = &change{del: del, vals: vals}
 			t.order = append(t.order, key)
 			s.rows++
 			continue
@@ -218,7 +256,7 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 			s.rows++
 		}
 	}
-	if s.rows >= s.set.maxRows || time.Since(s.lastApp) >= s.set.interval {
+	if !s.set.exactlyOnce && (s.rows >= s.set.maxRows || time.Since(s.lastApp) >= s.set.interval) {
 		return s.flushLocked(ctx)
 	}
 	return nil
@@ -232,14 +270,50 @@ func (t *target) key(vals []any) string {
 	return b.String()
 }
 
-// Flush writes everything buffered, one transaction per table.
+// Flush writes everything buffered, one transaction per table. In
+// exactly-once mode PreCommit writes instead.
 func (s *Sink) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bgErr != nil {
 		return s.bgErr
 	}
+	if s.set.exactlyOnce {
+		return nil
+	}
 	return s.flushLocked(ctx)
+}
+
+// Recover, exactly-once: commits what checkpoint id prepared, rolls back
+// the rest (xa.go). At-least-once has nothing to recover.
+func (s *Sink) Recover(ctx context.Context, id uint64, state []byte) error {
+	if !s.set.exactlyOnce {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recoverXA(ctx, id, state)
+}
+
+// PreCommit, exactly-once: writes the interval in an XA transaction and
+// prepares it (xa.go). At-least-once, Flush wrote everything already.
+func (s *Sink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	if !s.set.exactlyOnce {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.preCommitXA(ctx, id)
+}
+
+// Commit, exactly-once: commits the transaction prepared up to id.
+func (s *Sink) Commit(ctx context.Context, id uint64, _ []byte) error {
+	if !s.set.exactlyOnce {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitXA(ctx, id)
 }
 
 func (s *Sink) flushLocked(ctx context.Context) error {
@@ -262,102 +336,30 @@ func (s *Sink) flushTable(ctx context.Context, t *target) error {
 		return fmt.Errorf("write %s: %w", t.quoted(), err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	var dels, ups [][]any
-	for _, k := range t.order {
-		c := t.pending[k]
-		if c.del {
-			dels = append(dels, c.vals)
-		} else {
-			ups = append(ups, c.vals)
-		}
-	}
-	perStmt := 60000 / (len(t.cols) + 1)
-	if perStmt > s.set.maxRows {
-		perStmt = s.set.maxRows
-	}
-	for len(dels) > 0 {
-		n := min(len(dels), perStmt)
-		if err := execDelete(ctx, tx, t, dels[:n]); err != nil {
-			return err
-		}
-		dels = dels[n:]
-	}
-	for len(ups) > 0 {
-		n := min(len(ups), perStmt)
-		if err := execUpsert(ctx, tx, t, ups[:n]); err != nil {
-			return err
-		}
-		ups = ups[n:]
+	if err := writeAll(ctx, tx, t, s.set.maxRows); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit to %s: %w", t.quoted(), err)
 	}
-	t.pending, t.order = map[string]*change{}, nil
-	return nil
-}
-
-func execDelete(ctx context.Context, tx *sql.Tx, t *target, rows [][]any) error {
-	keyCols := make([]string, len(t.pk))
-	for i, k := range t.pk {
-		keyCols[i] = quote(t.cols[k])
-	}
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(t.pk)), ",") + ")"
-	var b strings.Builder
-	b.WriteString("DELETE FROM " + t.quoted() + " WHERE (" + strings.Join(keyCols, ",") + ") IN (")
-	args := make([]any, 0, len(rows)*len(t.pk))
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(tuple)
-		for _, k := range t.pk {
-			args = append(args, r[k])
-		}
-	}
-	b.WriteByte(')')
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("delete from %s: %w", t.quoted(), err)
-	}
-	return nil
-}
-
-func execUpsert(ctx context.Context, tx *sql.Tx, t *target, rows [][]any) error {
-	cols := make([]string, len(t.cols))
-	marks := make([]string, len(t.cols))
-	var upd []string
-	for i, c := range t.cols {
-		cols[i] = quote(c)
-		marks[i] = "?"
-		upd = append(upd, quote(c)+"=VALUES("+quote(c)+")")
-	}
-	tuple := "(" + strings.Join(marks, ",") + ")"
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + t.quoted() + " (" + strings.Join(cols, ",") + ") VALUES ")
-	args := make([]any, 0, len(rows)*len(t.cols))
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(tuple)
-		args = append(args, r...)
-	}
-	if len(t.pk) > 0 {
-		b.WriteString(" ON DUPLICATE KEY UPDATE " + strings.Join(upd, ","))
-	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("upsert into %s: %w", t.quoted(), err)
-	}
+	t.clear()
 	return nil
 }
 
 // Close releases the connection pool; buffered rows not flushed are
-// dropped (the engine flushes at every checkpoint and at the end).
+// dropped (the engine flushes at every checkpoint and at the end). A
+// prepared XA transaction stays prepared at the target for Recover.
 func (s *Sink) Close() error {
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
 		s.stop = nil
 	}
+	s.dropConn()
+	for _, b := range s.deferred {
+		b.Release()
+	}
+	s.deferred = nil
 	if s.db != nil {
 		return s.db.Close()
 	}

@@ -26,6 +26,11 @@ func TestMain(m *testing.M) {
 
 func newSink(t *testing.T, opts map[string]string) *Sink {
 	t.Helper()
+	return newSinkEnv(t, opts, connectors.Env{Job: "j", JobID: 1})
+}
+
+func newSinkEnv(t *testing.T, opts map[string]string, env connectors.Env) *Sink {
+	t.Helper()
 	raw := map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(srv.Port), "user": mariadbtest.AdminUser,
 		"password": mariadbtest.AdminPass, "batch.interval": "1h"}
 	for k, v := range opts {
@@ -35,7 +40,7 @@ func newSink(t *testing.T, opts map[string]string) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snk, err := Spec().NewSink(cfg, connectors.Env{Job: "j", JobID: 1})
+	snk, err := Spec().NewSink(cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Packages with goroutines of their own: tested under the race detector.
 RACE_PKGS := ./exec/... ./catalog/... ./raftstore/... ./sqlfront/... ./connectors/...
 
-.PHONY: all build run test check race unit fuzz bench fmt vet clean demo
+.PHONY: all build run test check race unit fuzz bench soak fmt vet clean demo
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz:
 ## demo: MariaDB → sluice → StarRocks emulator in one command (throwaway processes, cleaned up)
 demo:
 	@scripts/demo.sh
+
+## soak: the randomized crash test, SOAK seeds (default 20) per sink mode; prints the passes and the seeds
+SOAK ?= 20
+soak:
+	@SOAK=$(SOAK) $(GO) test ./cmd/sluice -run '^TestRandomizedCrash$$' -count=1 -timeout 4h -v 2>&1 | tee bench/out/soak.log | grep -E '^(crash test:|--- FAIL|    --- FAIL)'
 
 ## bench: side-by-side benchmarks; JSON reports in bench/out/
 bench:

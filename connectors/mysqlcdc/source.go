@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,6 +97,7 @@ type Source struct {
 	}
 	boundary binlogPos
 	inTxn    bool
+	txnRows  bool // the current transaction changed a captured table
 	// emitted counts the changes emitted straight from the binlog since
 	// the restart point: the last transaction boundary, or while a chunk is
 	// in progress, the boundary where it began (chunkMark).
@@ -378,18 +380,22 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	}
 	switch e := ev.Event.(type) {
 	case *replication.MariadbGTIDEvent:
-		s.inTxn = true
+		s.inTxn, s.txnRows = true, false
 		s.txnMaria = e.GTID
 		if err := s.checkContiguous(e.GTID); err != nil {
 			return err
 		}
 	case *replication.GTIDEvent:
-		s.inTxn = true
+		s.inTxn, s.txnRows = true, false
 		if sid, err := uuid.FromBytes(e.SID); err == nil {
 			s.txnMySQL.sid, s.txnMySQL.gno, s.txnMySQL.ok = sid, e.GNO, true
 		}
 	case *replication.XIDEvent:
 		s.commit(h)
+	case *replication.GenericEvent:
+		if h.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return s.xaPrepare(h)
+		}
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		uq := strings.ToUpper(q)
@@ -398,6 +404,8 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			s.inTxn = true
 		case uq == "COMMIT", strings.HasPrefix(uq, "XA COMMIT"), strings.HasPrefix(uq, "XA ROLLBACK"), uq == "ROLLBACK":
 			s.commit(h)
+		case strings.HasPrefix(uq, "XA PREPARE"):
+			return s.xaPrepare(h)
 		case strings.HasPrefix(uq, "XA "), strings.HasPrefix(uq, "SAVEPOINT"):
 		default:
 			if err := s.ddl(ctx, string(e.Schema), q); err != nil {
@@ -435,6 +443,24 @@ func (s *Source) checkContiguous(g mysql.MariadbGTID) error {
 		g.String(), last.String(), g.DomainID, g.SequenceNumber-last.SequenceNumber-1)
 }
 
+// xaPrepare ends the event group of a two-phase XA transaction at its
+// XA PREPARE. The server logs the rows there and the outcome (XA COMMIT or
+// XA ROLLBACK) later as a group of its own. Rows of a captured table cannot
+// be applied before the outcome is known, and holding them across
+// checkpoints is not built yet, so such a transaction stops the job loudly
+// rather than apply what may roll back. One on other tables (an
+// exactly-once sink writing to this server) is one GTID group like any
+// other.
+func (s *Source) xaPrepare(h *replication.EventHeader) error {
+	if s.txnRows {
+		return fmt.Errorf("%w: a source transaction changed captured tables under two-phase XA (XA PREPARE at %s:%d); "+
+			"mysql_cdc cannot tell yet whether it will commit or roll back, so it stops instead of guessing",
+			connectors.ErrPrecondition, s.file, h.LogPos)
+	}
+	s.commit(h)
+	return nil
+}
+
 // commit closes the current transaction: it becomes the restart boundary.
 func (s *Source) commit(h *replication.EventHeader) {
 	if s.maria && s.txnMaria.SequenceNumber != 0 {
@@ -449,7 +475,7 @@ func (s *Source) commit(h *replication.EventHeader) {
 	}
 	s.txnMaria = mysql.MariadbGTID{}
 	s.txnMySQL.ok = false
-	s.inTxn = false
+	s.inTxn, s.txnRows = false, false
 	if s.chunk == nil && (s.snap == nil || !s.snap.Active) {
 		s.markHere()
 	}
@@ -465,6 +491,7 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	if t == nil || len(e.Rows) == 0 {
 		return nil
 	}
+	s.txnRows = true
 	if len(t.pendingDDL) > 0 || len(e.Rows[0]) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
 		// The table changed since its schema was taken: the binlog's own
 		// description (FULL row metadata) of these rows decides, with the
@@ -575,10 +602,59 @@ func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
 		s.cut()
 	}
 	s.emitted++
-	if s.emitted <= s.skip {
+	if s.emitted <= s.skip || (k == connectors.Insert || k == connectors.UpdateAfter) && s.unread(t, vals) {
 		return
 	}
 	s.appendRow(t, k, vals)
+}
+
+// unread says whether the snapshot has yet to read this row's key, so a
+// new image of the row (an insert, an update's after image) must not be
+// emitted: the chunk that reads the key runs its SELECT later, and sees
+// the change. Emitting it as well applies it twice — which an upsert by
+// key hides, but a table without a key (chunked by snapshot.chunk.key)
+// keeps as a duplicate row. Deletes and before images are still emitted:
+// an at-least-once target may hold the row from an earlier attempt's
+// chunk that no checkpoint covers, and only the delete removes it. A table still waiting
+// drops every change; the table in progress those beyond the chunk (key
+// compared in Go only for numeric keys, whose order is the server's; other
+// keys are emitted, which is safe for keyed tables). The decision is made
+// after the change is counted (emitted), so a restart's skip count does not
+// depend on it.
+func (s *Source) unread(t *table, vals []any) bool {
+	if s.snap == nil || len(t.PK) == 0 {
+		return false
+	}
+	i := slices.Index(s.snap.Pending, t.key())
+	switch {
+	case i < 0:
+		return false
+	case i > 0:
+		return true
+	}
+	for _, k := range t.PK {
+		if c := t.Cols[k].kind; c != kInt && c != kUint {
+			return false
+		}
+	}
+	var bound []any
+	switch {
+	case s.chunk != nil && s.chunk.t.ID == t.ID:
+		bound = s.chunk.hi // changes inside it were routed to the chunk
+	case s.snap.Active:
+		return false // a chunk to re-read after a restart: not started yet
+	case s.snap.After == nil:
+		return true // nothing of the table read yet
+	default:
+		for j, k := range t.PK {
+			v, err := t.Cols[k].fromText(s.snap.After[j])
+			if err != nil {
+				return false
+			}
+			bound = append(bound, v)
+		}
+	}
+	return bound != nil && compareKeys(t.keyOf(vals), bound) > 0
 }
 
 // appendRow adds a row to the pending batch of t without counting it (a

@@ -64,11 +64,40 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 	if len(old) == 0 {
 		// First sight (also after a restart, when the first batch may be a
 		// replayed schema change): create if missing, follow a DDL.
-		if err := s.ensureTable(ctx, t, schema); err != nil || b.DDL == "" {
+		if err := s.ensureTable(ctx, t, schema); err != nil {
 			return t, err
 		}
+		if b.DDL == "" {
+			return t, s.readColumns(ctx, t)
+		}
 	}
-	return t, s.evolve(ctx, t, schema.Fields()[1:], old, oldTypes, b.DDL)
+	if err := s.evolve(ctx, t, schema.Fields()[1:], old, oldTypes, b.DDL); err != nil {
+		return t, err
+	}
+	return t, s.readColumns(ctx, t)
+}
+
+// readColumns learns the table's columns at StarRocks (target.have).
+func (s *Sink) readColumns(ctx context.Context, t *target) error {
+	db, addr, err := s.queryDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", t.db, t.table)
+	if err != nil {
+		return fmt.Errorf("StarRocks query port %s: columns of %s.%s: %w", addr, t.db, t.table, err)
+	}
+	defer rows.Close()
+	t.have = map[string]bool{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return err
+		}
+		t.have[strings.ToLower(name)] = true
+	}
+	return rows.Err()
 }
 
 // evolve follows a source schema change: renamed columns are renamed

@@ -96,6 +96,31 @@ type target struct {
 	since     time.Time
 	txn       string // exactly-once: the open transaction's label
 	loaded    bool   // exactly-once: rows were loaded into txn
+	// have is the table's columns at StarRocks (lower-case; nil unknown).
+	// A batch without some of them — rows from before an ADD COLUMN, read
+	// or replayed after it — is loaded as a partial update of its own
+	// columns (partial, loadCols describe buf), as the mysql sink's upsert
+	// of the batch's columns does: a full-row upsert would null them.
+	have     map[string]bool
+	partial  bool
+	loadCols []string
+}
+
+// lacks says whether the table has a column the batch does not carry.
+func (t *target) lacks(cols []string) bool {
+	if len(t.have) == 0 || len(t.pk) == 0 {
+		return false
+	}
+	in := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		in[strings.ToLower(c)] = true
+	}
+	for c := range t.have {
+		if !in[c] {
+			return true
+		}
+	}
+	return false
 }
 
 // Sink writes to StarRocks. With semantic at-least-once every flush is a
@@ -240,6 +265,20 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 		return err
 	}
 	fields := b.Record.Schema().Fields()
+	batchCols := make([]string, 0, len(fields)-1)
+	for _, f := range fields[1:] {
+		batchCols = append(batchCols, f.Name)
+	}
+	partial := len(t.pk) > 0 && (s.set.partial || t.lacks(batchCols))
+	if len(t.buf) > 0 && (partial != t.partial || partial && !slices.Equal(batchCols, t.loadCols)) {
+		if err := s.flushTarget(ctx, t); err != nil { // one column list per load
+			return err
+		}
+	}
+	t.partial, t.loadCols = partial, nil
+	if partial {
+		t.loadCols = batchCols
+	}
 	// Column indexes of the key, and each column's JSON name, once per batch.
 	pkIdx := make([]int, 0, len(t.pk))
 	for _, c := range t.pk {
@@ -256,7 +295,11 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 	// CSV is positional: the record's column of each of t.cols.
 	var colIdx []int
 	if s.set.csv {
-		for _, c := range t.cols {
+		cols := t.cols
+		if partial {
+			cols = batchCols
+		}
+		for _, c := range cols {
 			j := b.Record.Schema().FieldIndices(c)
 			if len(j) == 0 {
 				return fmt.Errorf("%w: column %q is not in the batch", connectors.ErrBadBatch, c)
@@ -358,9 +401,9 @@ func (s *Sink) loadHeaders(t *target, label string) map[string]string {
 	} else {
 		h["format"], h["strip_outer_array"], h["ignore_json_size"] = "json", "true", "true"
 	}
-	if s.set.partial && len(t.pk) > 0 {
+	if t.partial {
 		h["partial_update"] = "true"
-		h["columns"] = "`" + strings.Join(t.cols, "`,`") + "`,__op"
+		h["columns"] = "`" + strings.Join(t.loadCols, "`,`") + "`,__op"
 	}
 	return h
 }

@@ -479,4 +479,17 @@ func TestAddColumnCarriesItsDefault(t *testing.T) {
 	if r := e.Rows("shop", "orders"); len(r) != 1 || fmt.Sprint(r[0]["color"]) != "it's red" {
 		t.Fatalf("rows %v", r)
 	}
+	// Rows from before the ADD COLUMN that arrive after it (a snapshot
+	// chunk read before it, or a replay after a restart) lack the column:
+	// they must not null it (a full-row upsert would), and a new row takes
+	// the default, as at the source.
+	for i, snk := range []*Sink{s, sinkFor(t, e, 2, map[string]string{"save_mode": "create_if_missing", "query_port": port})} {
+		write(t, snk, batch(alloc, connectors.UpdateAfter, 1, fmt.Sprint("b", i), connectors.Insert, 2+i, "c"))
+		if err := snk.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.Rows("shop", "orders"); fmt.Sprint(r) != "[map[color:it's red id:1 v:b1] map[color:it's red id:2 v:c] map[color:it's red id:3 v:c]]" {
+		t.Fatalf("old-schema rows after ADD COLUMN: %v", r)
+	}
 }

@@ -32,8 +32,12 @@ type Table struct {
 	versions int // committed loads: StarRocks refuses a tablet past 1000 unmerged versions
 }
 
-// Column is one column of a table: its name and type as declared.
-type Column struct{ Name, Type string }
+// Column is one column of a table: its name and type as declared, and
+// its default when ADD COLUMN gave one.
+type Column struct {
+	Name, Type string
+	Default    any
+}
 
 // Faults makes the emulator misbehave on purpose.
 type Faults struct {
@@ -322,19 +326,34 @@ func parseRows(r *http.Request) ([]map[string]any, error) {
 		return nil, err
 	}
 	if f != "json" {
-		return parseCSV(r.Header, body)
+		rows, err := parseCSV(r.Header, body)
+		return markPartial(r, rows), err
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.UseNumber()
 	if strings.EqualFold(r.Header.Get("strip_outer_array"), "true") {
 		var rows []map[string]any
-		return rows, dec.Decode(&rows)
+		err := dec.Decode(&rows)
+		return markPartial(r, rows), err
 	}
 	var row map[string]any
 	if err := dec.Decode(&row); err != nil {
 		return nil, err
 	}
-	return []map[string]any{row}, nil
+	return markPartial(r, []map[string]any{row}), nil
+}
+
+// partialKey marks a row of a partial_update load: it changes only the
+// columns it names (apply).
+const partialKey = "\x00partial"
+
+func markPartial(r *http.Request, rows []map[string]any) []map[string]any {
+	if strings.EqualFold(r.Header.Get("partial_update"), "true") {
+		for _, row := range rows {
+			row[partialKey] = true
+		}
+	}
+	return rows
 }
 
 func (e *Emulator) streamLoad(w http.ResponseWriter, r *http.Request, db, table string) {
@@ -435,6 +454,8 @@ func (e *Emulator) apply(t *Table, rows []map[string]any) {
 	for _, row := range rows {
 		op := fmt.Sprint(row["__op"])
 		delete(row, "__op")
+		_, partial := row[partialKey]
+		delete(row, partialKey)
 		if e.TrackVisibility {
 			row["__visible_at"] = now.UTC().Format("2006-01-02 15:04:05.000000")
 		}
@@ -449,9 +470,26 @@ func (e *Emulator) apply(t *Table, rows []map[string]any) {
 			fmt.Fprintf(&kb, "%v\x00", row[c])
 		}
 		k := kb.String()
-		if op == "1" {
+		switch old, ok := t.rows[k]; {
+		case op == "1":
 			delete(t.rows, k)
-		} else {
+		case partial && ok: // the columns the load names change; the others stay
+			merged := make(map[string]any, len(old))
+			for c, v := range old {
+				merged[c] = v
+			}
+			for c, v := range row {
+				merged[c] = v
+			}
+			t.rows[k] = merged
+		case partial: // a new row: the columns it lacks take their defaults
+			for _, c := range t.Cols {
+				if _, has := row[c.Name]; !has && c.Default != nil {
+					row[c.Name] = c.Default
+				}
+			}
+			t.rows[k] = row
+		default: // a full row: a column it lacks is NULL
 			t.rows[k] = row
 		}
 	}

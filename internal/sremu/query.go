@@ -166,13 +166,34 @@ func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
 			if find(a[2]) >= 0 {
 				return nil, mysql.NewError(mysql.ER_DUP_FIELDNAME, fmt.Sprintf("Duplicate column name '%s'", a[2]))
 			}
-			t.Cols = append(t.Cols, Column{Name: a[2], Type: strings.ToUpper(a[3])})
+			col := Column{Name: a[2], Type: strings.ToUpper(a[3])}
 			// Existing rows take the column's default, as in StarRocks.
 			if d := reDefault.FindStringSubmatch(m[3]); d != nil {
 				v := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(d[1])
+				col.Default = v
 				for _, r := range t.rows {
 					if _, ok := r[a[2]]; !ok {
 						r[a[2]] = v
+					}
+				}
+			}
+			t.Cols = append(t.Cols, col)
+			// Rows loaded into a transaction still open were written under
+			// the old schema; StarRocks reads such data with the new
+			// column's default (schema change converts it, or fast schema
+			// evolution reads the default), except that a partial update
+			// keeps the column as it is.
+			if col.Default != nil {
+				for _, tx := range e.labels {
+					if tx.table != m[2] || tx.db != m[1] || (tx.state != "PREPARE" && tx.state != "PREPARED") {
+						continue
+					}
+					for _, r := range tx.rows {
+						if _, partial := r[partialKey]; !partial {
+							if _, ok := r[a[2]]; !ok {
+								r[a[2]] = col.Default
+							}
+						}
 					}
 				}
 			}

@@ -162,7 +162,7 @@ func (w *writer) txn() error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	defer tx.Rollback()       //nolint:errcheck // no-op after Commit
 	if w.rng.Intn(200) == 0 { // a large transaction
 		start := w.nextID
 		w.nextID += 5000

@@ -64,7 +64,9 @@ type gen struct {
 	next int64
 }
 
-func newGen(seed int64) *gen { return &gen{rng: rand.New(rand.NewSource(seed)), live: map[int64][]any{}, next: 1} }
+func newGen(seed int64) *gen {
+	return &gen{rng: rand.New(rand.NewSource(seed)), live: map[int64][]any{}, next: 1}
+}
 
 func (g *gen) pick() int64 {
 	if len(g.keys) == 0 {
@@ -144,6 +146,9 @@ func build(alloc memory.Allocator, id connectors.TableID, schema *arrow.Schema, 
 	return connectors.Batch{Table: id, Record: b.NewRecord(), DDL: ddl, EventTime: time.Now()}
 }
 
+// attempts counts the starts of each job id (tests of one process).
+var attempts = map[uint64]int{}
+
 // instance is one sink instance under the suite's watch.
 type instance struct {
 	t     *testing.T
@@ -156,7 +161,8 @@ type instance struct {
 func (d SinkDriver) open(t *testing.T, jobID uint64, recoverID uint64, state []byte) *instance {
 	t.Helper()
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	s := d.New(t, connectors.Env{Job: "conf", JobID: jobID, Attempt: 1, Parallelism: 1, Alloc: alloc, LastCheckpointID: recoverID + 1})
+	attempts[jobID]++ // every start of a job is a new attempt, as the engine counts them
+	s := d.New(t, connectors.Env{Job: "conf", JobID: jobID, Attempt: attempts[jobID], Parallelism: 1, Alloc: alloc, LastCheckpointID: recoverID + 1})
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatalf("Open: %v", err)
 	}

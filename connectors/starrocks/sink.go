@@ -565,6 +565,9 @@ func (s *Sink) Close() error {
 		<-s.done
 		s.stop = nil
 	}
+	if s.c != nil {
+		s.c.http.CloseIdleConnections() // keep-alive connections would outlive the task
+	}
 	return nil
 }
 

@@ -204,6 +204,18 @@ func (h queryHandler) HandleQuery(q string) (*mysql.Result, error) {
 			}
 			if i >= 0 && strings.EqualFold(a[1], "DROP") {
 				t.Cols = append(t.Cols[:i], t.Cols[i+1:]...)
+				// The column's data goes, in stored rows and in rows of
+				// transactions still open.
+				for _, r := range t.rows {
+					delete(r, a[2])
+				}
+				for _, tx := range e.labels {
+					if tx.table == m[2] && tx.db == m[1] && (tx.state == "PREPARE" || tx.state == "PREPARED") {
+						for _, r := range tx.rows {
+							delete(r, a[2])
+						}
+					}
+				}
 			} else if i >= 0 {
 				t.Cols[i].Type = strings.ToUpper(a[3])
 			}

@@ -1,0 +1,28 @@
+package console
+
+import (
+	"io"
+	"testing"
+
+	"sluice/connectors"
+	"sluice/connectors/conformance"
+)
+
+// The console sink cannot be read back: the suite checks its lifecycle
+// (writes, flushes, checkpoints, no leak, Close in time).
+func TestConformance(t *testing.T) {
+	conformance.RunSink(t, conformance.SinkDriver{
+		New: func(t *testing.T, env connectors.Env) connectors.Sink {
+			cfg, err := Spec(io.Discard).Options.Validate("console", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Spec(io.Discard).NewSink(cfg, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Table: func(check string) connectors.TableID { return connectors.TableID{Database: "src", Table: check} },
+	})
+}

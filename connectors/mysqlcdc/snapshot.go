@@ -79,8 +79,15 @@ func (w *chunkWork) route(k connectors.RowKind, vals []any, src *table) bool {
 	if src != w.t {
 		mapped := make([]any, len(w.t.Cols))
 		for i, c := range w.t.Cols {
-			if j := src.index(c.Name); j >= 0 && sameKind(c, src.Cols[j]) {
+			j := src.index(c.Name)
+			switch {
+			case j >= 0 && sameKind(c, src.Cols[j]):
 				mapped[i] = vals[j]
+			case j < 0:
+				// A column added since the change: the row has held its
+				// default since (ADD COLUMN filled it in), NULL when that is
+				// not a constant.
+				mapped[i], _ = c.defaultValue()
 			}
 		}
 		vals = mapped

@@ -182,6 +182,22 @@ func defaultExpr(def sql.NullString, extra, dataType string, maria bool) string 
 	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(v) + "'"
 }
 
+// defaultValue is the column's default as a value, when it is a constant
+// (a literal, or NULL); ok is false for an expression.
+func (c *column) defaultValue() (v any, ok bool) {
+	d := strings.TrimSpace(c.Default)
+	switch {
+	case d == "" || strings.EqualFold(d, "NULL"):
+		return nil, true
+	case len(d) >= 2 && d[0] == '\'' && d[len(d)-1] == '\'':
+		d = strings.ReplaceAll(d[1:len(d)-1], "''", "'")
+	case strings.ContainsAny(d, "()") || strings.HasPrefix(strings.ToLower(d), "current_"):
+		return nil, false
+	}
+	v, err := c.fromText([]byte(d))
+	return v, err == nil
+}
+
 func (t *table) index(name string) int {
 	for i, c := range t.Cols {
 		if strings.EqualFold(c.Name, name) {

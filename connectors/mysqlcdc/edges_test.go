@@ -3,6 +3,7 @@ package mysqlcdc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,26 @@ func TestTwoPhaseXAAtTheSource(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
 			t.Fatalf("a prepared XA transaction on a captured table: %v", err)
+		}
+	}
+}
+
+// A change from before an ADD COLUMN that patches a snapshot chunk read
+// after it stores the added column's default, as the ALTER filled it in
+// (the crash test found NULL written into a NOT NULL column).
+func TestAddedColumnDefaultForOlderChanges(t *testing.T) {
+	srv.Exec(t, "CREATE DATABASE dv", `CREATE TABLE dv.t (id INT PRIMARY KEY, s VARCHAR(20) NOT NULL DEFAULT 'it''s ✓',
+		n INT NOT NULL DEFAULT 7, z VARCHAR(5) NULL, ts DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`)
+	db := srv.Open(t, "")
+	tb, err := loadTable(context.Background(), db, connectors.TableID{Database: "dv", Table: "t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s": "it's ✓ true", "n": "7 true", "z": "<nil> true", "ts": "<nil> false"}
+	for _, c := range tb.Cols[1:] {
+		v, ok := c.defaultValue()
+		if got := fmt.Sprint(v, " ", ok); got != want[c.Name] {
+			t.Errorf("default of %s (%q): %s, want %s", c.Name, c.Default, got, want[c.Name])
 		}
 	}
 }

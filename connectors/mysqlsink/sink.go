@@ -132,9 +132,7 @@ type Sink struct {
 	tables  map[connectors.TableID]*target
 	rows    int
 	lastApp time.Time
-	bgErr   error // a failed background flush, reported by the next call
-	stop    chan struct{}
-	done    chan struct{}
+	flusher *connectors.Flusher // at-least-once: writes what waited batch.interval
 	// exactly-once
 	conn     *sql.Conn // the task's XA connection
 	prepared *prepared // the transaction awaiting Commit
@@ -155,29 +153,13 @@ func (s *Sink) Open(ctx context.Context) error {
 	if s.set.exactlyOnce {
 		return checkXA(ctx, db)
 	}
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go s.flusher()
-	return nil
-}
-
-func (s *Sink) flusher() {
-	defer close(s.done)
-	tick := time.NewTicker(max(s.set.interval/2, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-			s.mu.Lock()
-			if s.bgErr == nil && s.rows > 0 && time.Since(s.lastApp) >= s.set.interval {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				s.bgErr = s.flushLocked(ctx)
-				cancel()
-			}
-			s.mu.Unlock()
+	s.flusher = connectors.StartFlusher(&s.mu, max(s.set.interval/2, 10*time.Millisecond), time.Minute, func(ctx context.Context) error {
+		if s.rows > 0 && time.Since(s.lastApp) >= s.set.interval {
+			return s.flushLocked(ctx)
 		}
-	}
+		return nil
+	})
+	return nil
 }
 
 // Write buffers a batch's changes, deduplicated per key (the last change
@@ -185,8 +167,8 @@ func (s *Sink) flusher() {
 func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bgErr != nil {
-		return s.bgErr
+	if err := s.flusher.Err(); err != nil {
+		return err
 	}
 	if s.prepared != nil { // exactly-once: see xa.go
 		s.holdBatch(b)
@@ -275,8 +257,8 @@ func (t *target) key(vals []any) string {
 func (s *Sink) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bgErr != nil {
-		return s.bgErr
+	if err := s.flusher.Err(); err != nil {
+		return err
 	}
 	if s.set.exactlyOnce {
 		return nil
@@ -350,11 +332,8 @@ func (s *Sink) flushTable(ctx context.Context, t *target) error {
 // dropped (the engine flushes at every checkpoint and at the end). A
 // prepared XA transaction stays prepared at the target for Recover.
 func (s *Sink) Close() error {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-		s.stop = nil
-	}
+	s.flusher.Stop()
+	s.flusher = nil
 	s.dropConn()
 	for _, b := range s.deferred {
 		b.Release()

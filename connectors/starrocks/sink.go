@@ -136,12 +136,11 @@ type Sink struct {
 	seq     int // at-least-once: loads so far (labels)
 	run     string
 
-	// at-least-once: a timer sends tables whose rows waited batch.interval
-	// when no batch arrives; mu serialises it with the engine's calls.
-	mu    sync.Mutex
-	bgErr error
-	stop  chan struct{}
-	done  chan struct{}
+	// at-least-once: a flusher sends tables whose rows waited
+	// batch.interval when no batch arrives; mu serialises it with the
+	// engine's calls.
+	mu      sync.Mutex
+	flusher *connectors.Flusher
 
 	// exactly-once
 	base     uint64          // checkpoint this run recovered from
@@ -193,36 +192,27 @@ func newSink(cfg connectors.Config, env connectors.Env) *Sink {
 		c: newClient(set.fes, set.user, set.password, set.timeout, set.retries, set.backoff)}
 }
 
-// Open prepares the run; at-least-once starts the interval timer.
+// Open prepares the run; at-least-once starts the interval flusher.
 func (s *Sink) Open(ctx context.Context) error {
 	s.run = fmt.Sprintf("a%d", s.env.Attempt)
 	if !s.set.exactlyOnce {
-		s.stop, s.done = make(chan struct{}), make(chan struct{})
-		go s.timer()
+		s.flusher = connectors.StartFlusher(&s.mu, max(s.set.interval/4, 10*time.Millisecond),
+			s.set.timeout*time.Duration(s.set.retries+2), s.flushDue)
 	}
 	return nil
 }
 
-func (s *Sink) timer() {
-	defer close(s.done)
-	tick := time.NewTicker(max(s.set.interval/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-			s.mu.Lock()
-			for _, t := range s.targets {
-				if s.bgErr == nil && s.due(t) {
-					ctx, cancel := context.WithTimeout(context.Background(), s.set.timeout*time.Duration(s.set.retries+2))
-					s.bgErr = s.flushTarget(ctx, t)
-					cancel()
-				}
+// flushDue sends the tables whose rows waited batch.interval (the
+// flusher calls it with mu held).
+func (s *Sink) flushDue(ctx context.Context) error {
+	for _, t := range s.targets {
+		if s.due(t) {
+			if err := s.flushTarget(ctx, t); err != nil {
+				return err
 			}
-			s.mu.Unlock()
 		}
 	}
+	return nil
 }
 
 var labelChars = regexp.MustCompile(`[^A-Za-z0-9_]`)
@@ -253,8 +243,8 @@ func placeholder(pattern string, id connectors.TableID) string {
 func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bgErr != nil {
-		return s.bgErr
+	if err := s.flusher.Err(); err != nil {
+		return err
 	}
 	t, err := s.target(ctx, b)
 	if err != nil {
@@ -491,8 +481,8 @@ func (s *Sink) Drain(ctx context.Context) error { return s.settle(ctx, true) }
 func (s *Sink) settle(ctx context.Context, all bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bgErr != nil {
-		return s.bgErr
+	if err := s.flusher.Err(); err != nil {
+		return err
 	}
 	var waiting []*target
 	left := 0
@@ -557,14 +547,11 @@ func (s *Sink) restore(cs []carried) {
 	}
 }
 
-// Close stops the timer and drops unflushed rows: the engine flushes at
+// Close stops the flusher (cancelling a load in flight) and drops unflushed rows: the engine flushes at
 // every checkpoint.
 func (s *Sink) Close() error {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-		s.stop = nil
-	}
+	s.flusher.Stop()
+	s.flusher = nil
 	if s.c != nil {
 		s.c.http.CloseIdleConnections() // keep-alive connections would outlive the task
 	}

@@ -493,3 +493,23 @@ func TestAddColumnCarriesItsDefault(t *testing.T) {
 		t.Fatalf("old-schema rows after ADD COLUMN: %v", r)
 	}
 }
+
+// Close returns promptly while a background (batch.interval) load hangs
+// at the target: the shared flusher cancels it (issue 10, deliverable 5).
+func TestCloseCancelsAHungBackgroundLoad(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	e.SetFaults(sremu.Faults{CommitLatency: 5 * time.Second})
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer alloc.AssertSize(t, 0)
+	s := sinkFor(t, e, 1, map[string]string{"batch.interval": "100ms"})
+	write(t, s, batch(alloc, connectors.Insert, 1, "a"))
+	time.Sleep(400 * time.Millisecond) // the flusher's load is in flight, hung
+	t0 := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Close took %s with a hung load in flight", d)
+	}
+}

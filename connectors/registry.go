@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,6 +31,18 @@ type Spec struct {
 	// MaxParallelism is the most parallel instances the connector can run
 	// as (0: no limit); the planner refuses a job asking for more.
 	MaxParallelism int
+	// Tables (sources, optional) lists the tables the source will deliver,
+	// as known at CREATE (after Check passed).
+	Tables func(ctx context.Context, cfg Config) ([]TableInfo, error)
+	// CheckTables (sinks, optional) refuses at CREATE a job whose source
+	// tables the sink cannot serve as configured (ErrPrecondition).
+	CheckTables func(ctx context.Context, cfg Config, tables []TableInfo) error
+}
+
+// TableInfo is what a source knows at CREATE about one of its tables.
+type TableInfo struct {
+	ID  TableID
+	Key []string // primary key columns; empty: the table has none
 }
 
 // Registry holds the connectors a server offers. It is filled once at start

@@ -145,6 +145,39 @@ func (p *Planner) Check(ctx context.Context, spec catalog.JobSpec, existing []ca
 			return fmt.Errorf("%s %s: %w", u.kind, cs.Name, err)
 		}
 	}
+	return p.checkTables(ctx, spec)
+}
+
+// checkTables lets the sink refuse source tables it cannot serve as
+// configured (a table without a key, at-least-once): a rule that needs
+// both ends, checked at CREATE rather than at the first batch.
+func (p *Planner) checkTables(ctx context.Context, spec catalog.JobSpec) error {
+	src, err := p.reg.Lookup(spec.Source.Connector, connectors.KindSource)
+	if err != nil {
+		return err
+	}
+	snk, err := p.reg.Lookup(spec.Sink.Connector, connectors.KindSink)
+	if err != nil {
+		return err
+	}
+	if src.Tables == nil || snk.CheckTables == nil {
+		return nil
+	}
+	srcCfg, err := src.Options.Validate(src.Name, spec.Source.Options)
+	if err != nil {
+		return err
+	}
+	snkCfg, err := snk.Options.Validate(snk.Name, spec.Sink.Options)
+	if err != nil {
+		return err
+	}
+	tables, err := src.Tables(ctx, srcCfg)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	if err := snk.CheckTables(ctx, snkCfg, tables); err != nil {
+		return fmt.Errorf("sink %s: %w", snk.Name, err)
+	}
 	return nil
 }
 

@@ -52,6 +52,13 @@ func Spec() connectors.Spec {
 				Parallelism: env.Parallelism,
 			}, env.Alloc), nil
 		},
+		Tables: func(_ context.Context, cfg connectors.Config) ([]connectors.TableInfo, error) {
+			var out []connectors.TableInfo
+			for _, t := range cfg.List("tables") {
+				out = append(out, connectors.TableInfo{ID: connectors.TableID{Database: "datagen", Table: t}, Key: []string{"id"}})
+			}
+			return out, nil
+		},
 	}
 }
 

@@ -54,6 +54,36 @@ func Spec() connectors.Spec {
 			_, err = preflight(ctx, db, set)
 			return err
 		},
+		Tables: func(ctx context.Context, cfg connectors.Config) ([]connectors.TableInfo, error) {
+			set, err := parseSettings(cfg)
+			if err != nil {
+				return nil, err
+			}
+			db, err := openDB(set)
+			if err != nil {
+				return nil, err
+			}
+			defer db.Close()
+			info, err := preflight(ctx, db, set)
+			if err != nil {
+				return nil, err
+			}
+			var out []connectors.TableInfo
+			for _, id := range info.tables {
+				t, err := loadTable(ctx, db, id, nil)
+				if err != nil {
+					return nil, err
+				}
+				ti := connectors.TableInfo{ID: id}
+				if t.HasPK {
+					for _, k := range t.PK {
+						ti.Key = append(ti.Key, t.Cols[k].Name)
+					}
+				}
+				out = append(out, ti)
+			}
+			return out, nil
+		},
 	}
 }
 

@@ -18,7 +18,7 @@ var crashTables = []struct {
 	keyless            bool
 }{
 	{name: "k_int", create: `CREATE TABLE src.k_int (id INT PRIMARY KEY, ver INT NOT NULL, v VARCHAR(100) CHARACTER SET utf8mb4, n INT NULL,
-		body TEXT CHARACTER SET utf8mb4, bin VARBINARY(40) NULL, at DATETIME(6) NULL)`,
+		body TEXT CHARACTER SET utf8mb4, bin BLOB NULL, at DATETIME(6) NULL)`,
 		fill: `INSERT INTO src.k_int SELECT seq, 1, CONCAT('v', seq, IF(seq % 7 = 0, ' ✓ 日本語', '')), IF(seq % 3 = 0, NULL, seq % 1000),
 		REPEAT('tëxt ', seq % 20), IF(seq % 4 = 0, NULL, UNHEX(SHA1(seq))), IF(seq % 5 = 0, NULL, '2024-01-01' + INTERVAL seq * 1001 MICROSECOND)
 		FROM src.seq_1_to_30000`},

@@ -202,7 +202,7 @@ func crashRun(t *testing.T, mode crashMode, seed int64) {
 	}
 	n.waitFor("the job running", func() bool { return n.state("crash") == "RUNNING" })
 	time.Sleep(time.Second)
-	w.alter.Store(true) // in case no restart reached it
+	w.alter.Store(true)         // in case no restart reached it
 	time.Sleep(2 * time.Second) // streaming, after the last crash
 	stop()
 	wg.Wait()

@@ -45,6 +45,9 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.set.keylessRefused([]connectors.TableInfo{{ID: id, Key: pk}}); err != nil {
+		return nil, err
+	}
 	t.pk = pk
 	for _, k := range t.pk {
 		isKey[strings.ToLower(k)] = true
@@ -75,6 +78,30 @@ func (s *Sink) target(ctx context.Context, b connectors.Batch) (*target, error) 
 		return t, err
 	}
 	return t, s.readColumns(ctx, t)
+}
+
+// keylessRefused refuses, at-least-once, source tables without a key
+// unless keyless=append accepts the duplicates a replay loads (at CREATE
+// through Spec.CheckTables, and for a table first seen at run time).
+func (set settings) keylessRefused(tables []connectors.TableInfo) error {
+	if set.exactlyOnce || set.appendKeyless {
+		return nil
+	}
+	var keyless []string
+	for _, t := range tables {
+		if len(t.Key) == 0 {
+			keyless = append(keyless, t.ID.String())
+		}
+	}
+	if len(keyless) == 0 {
+		return nil
+	}
+	if len(keyless) > 5 {
+		keyless = append(keyless[:5], fmt.Sprintf("and %d more", len(keyless)-5))
+	}
+	return fmt.Errorf("%w: %s has no primary key, so it loads into a DUPLICATE KEY table, and an at-least-once replay after a crash would load its rows twice; "+
+		"give it a primary key, use 'semantic'='exactly-once', or accept duplicates with 'keyless'='append'",
+		connectors.ErrPrecondition, strings.Join(keyless, ", "))
 }
 
 // readColumns learns the table's columns at StarRocks (target.have).

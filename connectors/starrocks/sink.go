@@ -27,6 +27,9 @@ func Spec() connectors.Spec {
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			return newSink(cfg, env), nil
 		},
+		CheckTables: func(_ context.Context, cfg connectors.Config, tables []connectors.TableInfo) error {
+			return parse(cfg).keylessRefused(tables)
+		},
 	}
 }
 
@@ -54,6 +57,8 @@ var Options = connectors.OptionSet{
 		Description: "rows of tables not yet due (waited less than batch.interval) are kept in the checkpoint, up to this many bytes per task, instead of loaded at every checkpoint; 0 loads everything at every checkpoint"},
 	{Name: "txn.max_open", Type: connectors.TypeInt, Default: "50", Min: connectors.Int64(1), Max: connectors.Int64(10000),
 		Description: "exactly-once: most transactions a task keeps running per database (StarRocks allows 100 per database by default); further tables wait for the next checkpoint"},
+	{Name: "keyless", Type: connectors.TypeEnum, Enum: []string{"refuse", "append"}, Default: "refuse",
+		Description: "at-least-once, a source table without a primary key (loaded into a DUPLICATE KEY table): refuse it (a replay after a crash would load its rows twice), or append and accept those duplicates"},
 	{Name: "partial_update", Type: connectors.TypeBool, Default: "false", Description: "send only the batch's columns (primary-key tables)"},
 	{Name: "save_mode", Type: connectors.TypeEnum, Default: "create_if_missing", Enum: []string{"create_if_missing", "error_if_missing", "ignore"},
 		Description: "create_if_missing: CREATE TABLE … PRIMARY KEY over query_port when the table is missing"},
@@ -72,6 +77,7 @@ type settings struct {
 	prefix, saveMode     string
 	csv                  bool
 	carryBytes, maxOpen  int
+	appendKeyless        bool
 }
 
 func parse(cfg connectors.Config) settings {
@@ -81,7 +87,8 @@ func parse(cfg connectors.Config) settings {
 		exactlyOnce: cfg.String("semantic") == "exactly-once", partial: cfg.Bool("partial_update"),
 		retries: int(cfg.Int("max_retries")), backoff: cfg.Duration("retry.backoff"), timeout: cfg.Duration("http.timeout"),
 		prefix: cfg.String("label.prefix"), saveMode: cfg.String("save_mode"), csv: cfg.String("format") == "csv",
-		carryBytes: int(cfg.Int("batch.carry_bytes")), maxOpen: int(cfg.Int("txn.max_open"))}
+		carryBytes: int(cfg.Int("batch.carry_bytes")), maxOpen: int(cfg.Int("txn.max_open")),
+		appendKeyless: cfg.String("keyless") == "append"}
 }
 
 // target is one StarRocks table and the rows waiting for it.

@@ -3,6 +3,7 @@ package starrocks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"sort"
@@ -511,5 +512,46 @@ func TestCloseCancelsAHungBackgroundLoad(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 2*time.Second {
 		t.Fatalf("Close took %s with a hung load in flight", d)
+	}
+}
+
+// A source table without a key loads into a DUPLICATE KEY table, which an
+// at-least-once replay would load twice: refused unless keyless=append (or
+// exactly-once), at CREATE (CheckTables) and for a table first seen later.
+func TestKeylessRefusedAtLeastOnce(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "log")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer alloc.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{connectors.RowKindField, {Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	rec := func() connectors.Batch {
+		b := array.NewRecordBuilder(alloc, schema)
+		defer b.Release()
+		b.Field(0).(*array.Int8Builder).Append(int8(connectors.Insert))
+		b.Field(1).(*array.Int64Builder).Append(7)
+		return connectors.Batch{Table: connectors.TableID{Database: "shop", Table: "log"}, Record: b.NewRecord()}
+	}
+	keyless := []connectors.TableInfo{{ID: connectors.TableID{Database: "shop", Table: "log"}}}
+	for _, c := range []struct {
+		opts    map[string]string
+		refused bool
+	}{{nil, true}, {map[string]string{"keyless": "append"}, false}, {map[string]string{"semantic": "exactly-once"}, false}} {
+		raw := map[string]string{"fe": e.FE, "user": "loader"}
+		for k, v := range c.opts {
+			raw[k] = v
+		}
+		cfg, err := Options.Validate("starrocks", raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Spec().CheckTables(context.Background(), cfg, keyless)
+		b := rec()
+		werr := sinkWith(t, e, connectors.Env{Job: "k", JobID: 3}, c.opts).Write(context.Background(), b)
+		b.Release()
+		for _, e := range []error{err, werr} {
+			if got := errors.Is(e, connectors.ErrPrecondition) && strings.Contains(fmt.Sprint(e), "'keyless'='append'"); got != c.refused {
+				t.Fatalf("%v: refused %v (%v), want %v", c.opts, got, e, c.refused)
+			}
+		}
 	}
 }

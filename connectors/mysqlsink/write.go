@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"sluice/connectors/failpoint"
 )
 
 // execer is a transaction (at-least-once) or the task's XA connection.
@@ -15,6 +17,11 @@ type execer interface {
 // writeAll writes a table's buffered changes: the generations buffered
 // before a schema change first, then the current one.
 func writeAll(ctx context.Context, ex execer, t *target, maxRows int) error {
+	if len(t.order) > 0 {
+		if err := failpoint.Hit(failpoint.MidBatch); err != nil { // tables before this one are written
+			return err
+		}
+	}
 	for _, g := range t.older {
 		if err := writeGen(ctx, ex, g, maxRows); err != nil {
 			return err

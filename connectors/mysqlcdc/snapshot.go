@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -168,6 +169,30 @@ func (s *Source) startChunk(ctx context.Context) error {
 		return nil
 	}
 	t := s.tables[s.snap.Pending[0]]
+	if len(t.pendingDDL) > 0 {
+		// The reader passed an ALTER of this table and no rows event has
+		// said what it did yet: the current definition is its result if the
+		// reader is at the end of the binlog (as in ddl). Else the chunk
+		// waits once for the reader to reach that end (a rows event may
+		// settle it); then the current definition is taken (a later ALTER
+		// arrives as a DDL of its own).
+		end, err := masterStatus(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		if !(binlogPos{s.file, s.lastPos}).reached(end) && s.chunkNotBefore.File == "" {
+			s.chunkNotBefore = end
+			return nil
+		}
+		nt, err := loadTable(ctx, s.db, t.ID, s.set.chunkKey)
+		if err != nil {
+			return err
+		}
+		s.tables[t.key()] = nt
+		s.announce(nt, strings.Join(t.pendingDDL, ";\n"))
+		t = nt
+	}
+	s.chunkNotBefore = binlogPos{}
 	if len(t.PK) == 0 {
 		return fmt.Errorf("%w: table %s has no primary key, so it cannot be snapshotted in chunks: add a primary key, "+
 			"or name a unique, non-null column with snapshot.chunk.key", connectors.ErrPrecondition, t.key())
@@ -243,7 +268,22 @@ func (s *Source) startChunk(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		w.rows, w.list = nil, nil
 		var err error
-		if n, last, h, err = s.scan(ctx, t, q, args, w); err != nil {
+		if n, last, h, err = s.scan(ctx, t, q, args, w); errors.Is(err, errSchemaAhead) {
+			w.rows, w.list = nil, nil
+			if s.chunkNotBefore.File != "" {
+				// The reader waited once and still holds the old definition
+				// (a DDL it does not parse): take the current one, as a rows
+				// event of another layout would.
+				nt, err := loadTable(ctx, s.db, t.ID, s.set.chunkKey)
+				if err != nil {
+					return err
+				}
+				s.tables[t.key()] = nt
+				s.announce(nt, "-- schema changed")
+			}
+			s.chunkNotBefore = h // read the binlog up to here (past the ALTER) first
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("snapshot %s: %w", t.key(), err)
 		}
 		if h.reached(reader) {
@@ -376,13 +416,47 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 	if err := rows.Err(); err != nil {
 		return 0, nil, h, err
 	}
+	rows.Close()
 	if !s.maria {
 		if h, err = masterStatus(ctx, s.db); err != nil {
 			return 0, nil, h, err
 		}
 	}
+	// The SELECT names the columns the reader knows. If the table has
+	// changed since (an ALTER the reader has not reached), the rows lack a
+	// column or carry a stale layout, and emitting them under the old
+	// schema would lose the new column's values: the chunk waits until the
+	// reader is past this snapshot (and so past the ALTER). In the
+	// snapshot transaction the table's metadata lock is held, so this is
+	// the definition the SELECT read.
+	cols, err := conn.QueryContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION", t.ID.Database, t.ID.Table)
+	if err != nil {
+		return 0, nil, h, err
+	}
+	defer cols.Close()
+	i := 0
+	same := true
+	for cols.Next() {
+		var name string
+		if err := cols.Scan(&name); err != nil {
+			return 0, nil, h, err
+		}
+		if i >= len(t.Cols) || !strings.EqualFold(t.Cols[i].Name, name) {
+			same = false
+		}
+		i++
+	}
+	if err := cols.Err(); err != nil {
+		return 0, nil, h, err
+	}
+	if !same || i != len(t.Cols) {
+		return 0, nil, h, errSchemaAhead
+	}
 	return n, last, h, nil
 }
+
+// errSchemaAhead: the table changed after the schema the reader knows.
+var errSchemaAhead = errors.New("table definition is ahead of the binlog reader")
 
 // finishChunk emits the chunk at its watermark and records the progress.
 func (s *Source) finishChunk() error {

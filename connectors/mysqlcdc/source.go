@@ -108,6 +108,9 @@ type Source struct {
 
 	snap  *snapState
 	chunk *chunkWork
+	// chunkNotBefore: the next chunk waits until the reader is here (the
+	// table changed ahead of the reader; see scan).
+	chunkNotBefore binlogPos
 
 	out       []connectors.Batch
 	cur       *pendingBatch
@@ -254,7 +257,7 @@ func (s *Source) Read(ctx context.Context) (connectors.Batch, error) {
 			s.out = s.out[1:]
 			return b, nil
 		}
-		if s.snap != nil && s.chunk == nil && !s.inTxn {
+		if s.snap != nil && s.chunk == nil && !s.inTxn && (s.chunkNotBefore.File == "" || (binlogPos{s.file, s.lastPos}).reached(s.chunkNotBefore)) {
 			if err := s.startChunk(ctx); err != nil {
 				return connectors.Batch{}, err
 			}

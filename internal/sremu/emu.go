@@ -197,7 +197,11 @@ func (e *Emulator) Rows(db, table string) []map[string]any {
 	var out []map[string]any
 	for _, k := range keys {
 		if r, ok := t.rows[k]; ok {
-			out = append(out, r)
+			c := make(map[string]any, len(r)) // a copy: ALTERs change stored rows in place
+			for col, v := range r {
+				c[col] = v
+			}
+			out = append(out, c)
 		}
 	}
 	return out

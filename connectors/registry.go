@@ -45,6 +45,27 @@ type TableInfo struct {
 	Key []string // primary key columns; empty: the table has none
 }
 
+// RefuseKeyless is the one rule of at-least-once sinks that deduplicate by
+// key: a table without one is refused (ErrPrecondition), saying what a
+// replay would do to it (consequence) and the three ways out. nil when
+// every table has a key.
+func RefuseKeyless(tables []TableInfo, consequence string) error {
+	var keyless []string
+	for _, t := range tables {
+		if len(t.Key) == 0 {
+			keyless = append(keyless, t.ID.String())
+		}
+	}
+	if len(keyless) == 0 {
+		return nil
+	}
+	if len(keyless) > 5 {
+		keyless = append(keyless[:5], fmt.Sprintf("and %d more", len(keyless)-5))
+	}
+	return fmt.Errorf("%w: %s has no primary key, so %s; give it a primary key, use 'semantic'='exactly-once', or accept duplicates with 'keyless'='append'",
+		ErrPrecondition, strings.Join(keyless, ", "), consequence)
+}
+
 // Registry holds the connectors a server offers. It is filled once at start
 // (by cmd/sluice) and read-only afterwards, so it needs no lock.
 type Registry struct {

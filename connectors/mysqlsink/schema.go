@@ -37,9 +37,7 @@ func (s *Sink) ensure(ctx context.Context, id connectors.TableID, schema *arrow.
 		t.pk = append(t.pk, i)
 	}
 	if len(t.pk) == 0 && !s.set.appendKeyless && !s.set.exactlyOnce {
-		return nil, fmt.Errorf("%w: table %s has no primary key, so an at-least-once replay after a crash would insert its rows twice into %s; "+
-			"give the source table a primary key, use 'semantic'='exactly-once' (XA), or accept duplicates with 'keyless'='append'",
-			connectors.ErrPrecondition, id, t.quoted())
+		return nil, connectors.RefuseKeyless([]connectors.TableInfo{{ID: id}}, keylessConsequence+" "+t.quoted())
 	}
 	existing, err := s.columns(ctx, t)
 	if err != nil {

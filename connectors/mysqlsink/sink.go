@@ -40,25 +40,10 @@ func Spec() connectors.Spec {
 			return nil
 		},
 		CheckTables: func(_ context.Context, cfg connectors.Config, tables []connectors.TableInfo) error {
-			set := parse(cfg)
-			if set.exactlyOnce || set.appendKeyless {
+			if set := parse(cfg); set.exactlyOnce || set.appendKeyless {
 				return nil
 			}
-			var keyless []string
-			for _, t := range tables {
-				if len(t.Key) == 0 {
-					keyless = append(keyless, t.ID.String())
-				}
-			}
-			if len(keyless) == 0 {
-				return nil
-			}
-			if len(keyless) > 5 {
-				keyless = append(keyless[:5], fmt.Sprintf("and %d more", len(keyless)-5))
-			}
-			return fmt.Errorf("%w: %s has no primary key, so an at-least-once replay after a crash would insert its rows twice at the target; "+
-				"give it a primary key, use 'semantic'='exactly-once' (XA), or accept duplicates with 'keyless'='append'",
-				connectors.ErrPrecondition, strings.Join(keyless, ", "))
+			return connectors.RefuseKeyless(tables, keylessConsequence)
 		},
 	}
 }
@@ -95,6 +80,10 @@ func parse(cfg connectors.Config) settings {
 		interval: cfg.Duration("batch.interval"), appendKeyless: cfg.String("keyless") == "append",
 		exactlyOnce: cfg.String("semantic") == "exactly-once", xidPrefix: cfg.String("xid.prefix")}
 }
+
+// keylessConsequence is what an at-least-once replay does to a table
+// without a key.
+const keylessConsequence = "an at-least-once replay after a crash would insert its rows twice at the target"
 
 // sessionMode is the target session's sql_mode: strict, so a value the
 // target column cannot hold (a character outside its character set, a

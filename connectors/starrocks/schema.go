@@ -87,21 +87,7 @@ func (set settings) keylessRefused(tables []connectors.TableInfo) error {
 	if set.exactlyOnce || set.appendKeyless {
 		return nil
 	}
-	var keyless []string
-	for _, t := range tables {
-		if len(t.Key) == 0 {
-			keyless = append(keyless, t.ID.String())
-		}
-	}
-	if len(keyless) == 0 {
-		return nil
-	}
-	if len(keyless) > 5 {
-		keyless = append(keyless[:5], fmt.Sprintf("and %d more", len(keyless)-5))
-	}
-	return fmt.Errorf("%w: %s has no primary key, so it loads into a DUPLICATE KEY table, and an at-least-once replay after a crash would load its rows twice; "+
-		"give it a primary key, use 'semantic'='exactly-once', or accept duplicates with 'keyless'='append'",
-		connectors.ErrPrecondition, strings.Join(keyless, ", "))
+	return connectors.RefuseKeyless(tables, "it loads into a DUPLICATE KEY table, and an at-least-once replay after a crash would load its rows twice")
 }
 
 // readColumns learns the table's columns at StarRocks (target.have).

@@ -19,6 +19,10 @@ import (
 // Sentinel errors.
 var (
 	ErrNotLeader = errors.New("not the raft leader")
+	// ErrLeadershipLost: the command was sent but leadership was lost
+	// before it committed, so its outcome is unknown (unlike ErrNotLeader,
+	// which refused it): a retry must be idempotent.
+	ErrLeadershipLost = errors.New("raft leadership lost; the outcome is unknown")
 	ErrClosed    = errors.New("raft store closed")
 	ErrTimeout   = errors.New("raft operation timed out")
 	ErrDirInUse  = errors.New("data directory locked")
@@ -198,8 +202,10 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (any, error) {
 
 func translate(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+	case errors.Is(err, raft.ErrNotLeader):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %v", ErrLeadershipLost, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrClosed
 	case errors.Is(err, raft.ErrEnqueueTimeout):

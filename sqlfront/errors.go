@@ -79,6 +79,9 @@ func toSQLError(err error) error {
 	case errors.Is(err, raftstore.ErrNotLeader):
 		return sqlError(mysql.EROptionPreventsStatement, mysql.SSUnknownSQLState,
 			"this node is not the catalog leader and cannot change jobs; connect to the leader: %s", msg)
+	case errors.Is(err, raftstore.ErrLeadershipLost):
+		return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState,
+			"the catalog leader changed while this statement was committing, so whether it took effect is unknown; look before you retry: %s", msg)
 	}
 	return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "%s", msg)
 }

@@ -23,9 +23,9 @@ var (
 	// before it committed, so its outcome is unknown (unlike ErrNotLeader,
 	// which refused it): a retry must be idempotent.
 	ErrLeadershipLost = errors.New("raft leadership lost; the outcome is unknown")
-	ErrClosed    = errors.New("raft store closed")
-	ErrTimeout   = errors.New("raft operation timed out")
-	ErrDirInUse  = errors.New("data directory locked")
+	ErrClosed         = errors.New("raft store closed")
+	ErrTimeout        = errors.New("raft operation timed out")
+	ErrDirInUse       = errors.New("data directory locked")
 )
 
 // Config configures a Store.

@@ -64,6 +64,7 @@ func (c *Config) defaults() {
 // Store is one Raft node.
 type Store struct {
 	cfg   Config
+	fresh bool // the directory had no Raft state when opened
 	raft  *raft.Raft
 	bolt  *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
@@ -137,6 +138,7 @@ func Open(cfg Config, fsm raft.FSM) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: inspect state: %w", err)
 	}
+	s.fresh = !exists
 	s.raft, err = raft.NewRaft(rc, fsm, logs, bolt, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
@@ -237,6 +239,14 @@ func (s *Store) Barrier(ctx context.Context) error {
 	}
 	return translate(s.raft.Barrier(d).Error())
 }
+
+// Fresh reports whether the directory had no Raft state when the store
+// was opened (a new node: bootstrapped if asked, else waiting to be added).
+func (s *Store) Fresh() bool { return s.fresh }
+
+// LeaderCh delivers true when this node becomes the leader and false when
+// it stops being it (the latest value wins if not read at once).
+func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
 
 // IsLeader reports whether this node is the leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }

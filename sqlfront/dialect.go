@@ -2,6 +2,7 @@ package sqlfront
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"sluice/catalog"
 	"sluice/planner"
+	"sluice/raftstore"
 )
 
 // interceptor routes sync-job statements to sluice and everything else to
@@ -32,7 +34,7 @@ func (i *interceptor) Query(ctx context.Context, chain server.Chain, c *mysql.Co
 	}
 	res, err := i.s.dialect(ctx, c, query)
 	if err != nil {
-		return toSQLError(err)
+		return toSQLError(i.s.leaderHint(err))
 	}
 	return cb(res, false)
 }
@@ -47,7 +49,7 @@ func (i *interceptor) MultiQuery(ctx context.Context, chain server.Chain, c *mys
 	}
 	res, err := i.s.dialect(ctx, c, first)
 	if err != nil {
-		return "", toSQLError(err)
+		return "", toSQLError(i.s.leaderHint(err))
 	}
 	return rest, cb(res, rest != "")
 }
@@ -249,4 +251,19 @@ func (s *Server) showJobs(st *planner.ShowJobs) *sqltypes.Result {
 			timeValue(j.CreatedAt), timeValue(j.UpdatedAt), nullableString(j.Error)})
 	}
 	return res
+}
+
+// leaderHint names the leader's SQL address in a refusal on a follower,
+// so the client knows where to connect (until followers forward writes).
+func (s *Server) leaderHint(err error) error {
+	if !errors.Is(err, raftstore.ErrNotLeader) || s.cfg.Cluster == nil {
+		return err
+	}
+	_, id := s.cfg.Cluster.Leader()
+	for _, n := range s.cfg.Catalog.Nodes() {
+		if n.ID == id && n.MySQLAddr != "" {
+			return fmt.Errorf("%w; the leader is %s, at %s", err, id, n.MySQLAddr)
+		}
+	}
+	return err
 }

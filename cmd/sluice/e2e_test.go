@@ -67,6 +67,7 @@ type node struct {
 	cmd                        *exec.Cmd
 	bin                        string   // binary to start (default: binary)
 	env                        []string // extra environment of the next start
+	args                       []string // extra flags of the next start
 	log                        *bytes.Buffer
 	cli                        string
 }
@@ -95,8 +96,8 @@ func (n *node) start() {
 	if bin == "" {
 		bin = binary
 	}
-	n.cmd = exec.Command(bin, "server", "--data-dir", n.dir, "--mysql-addr", n.mysqlAddr,
-		"--http-addr", n.httpAddr, "--raft-addr", n.raftA)
+	n.cmd = exec.Command(bin, append([]string{"server", "--data-dir", n.dir, "--mysql-addr", n.mysqlAddr,
+		"--http-addr", n.httpAddr, "--raft-addr", n.raftA}, n.args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.Env = append(os.Environ(), n.env...)
 	if err := n.cmd.Start(); err != nil {

@@ -34,6 +34,7 @@ func httpHandler(nodeID string, store *raftstore.Store, cat *catalog.Catalog, en
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w, nodeID, store, cat, eng)
 	})
+	mux.HandleFunc("/v1/cluster/join", joinHandler(store, cat))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -78,6 +78,7 @@ type options struct {
 	nodeID, join, role, slots, tags        string
 	rootPassword, pyroscopeURL, logLevel   string
 	slotCount                              int
+	joinTimeout                            time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -88,7 +89,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9380", "HTTP listen address (/healthz, /metrics, /debug/pprof)")
 	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:9370", "Raft listen address (must be reachable by other nodes)")
 	fs.StringVar(&o.nodeID, "node-id", "", "node id, stable for the data dir (default: generated on first start and kept in the data dir)")
-	fs.StringVar(&o.join, "join", "", "HTTP address of a node of an existing cluster to join")
+	fs.StringVar(&o.join, "join", "", "HTTP address of any node of an existing cluster to join (a node with state ignores it)")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "how long a new node keeps trying to join before it exits")
 	fs.StringVar(&o.role, "role", "hybrid", "hybrid | master | worker")
 	fs.StringVar(&o.slots, "slots", "dynamic", "task slots of this node: a number, or dynamic")
 	fs.StringVar(&o.tags, "tags", "", "node tags k=v,… for job placement")
@@ -104,12 +106,11 @@ func parseFlags(args []string) (*options, error) {
 	switch o.role {
 	case "hybrid", "master":
 	case "worker":
-		return nil, errors.New("--role worker needs a cluster to join, and joining is not implemented yet; run hybrid")
+		if o.join == "" {
+			return nil, errors.New("--role worker joins a cluster (it never votes, so it cannot start one): give --join HOST:PORT")
+		}
 	default:
 		return nil, fmt.Errorf("--role %q: want hybrid, master or worker", o.role)
-	}
-	if o.join != "" {
-		return nil, errors.New("--join: multi-node clusters are not implemented yet; run a single node")
 	}
 	if o.slots != "dynamic" {
 		n, err := strconv.Atoi(o.slots)
@@ -224,8 +225,10 @@ func serverCmd(args []string) error {
 	defer stop()
 
 	fsm := catalog.NewFSM()
+	// A new node with --join waits to be added; only a new node without
+	// it forms a cluster (of one).
 	store, err := raftstore.Open(raftstore.Config{
-		Dir: filepath.Join(o.dataDir, "raft"), NodeID: id, Addr: o.raftAddr, Bootstrap: true,
+		Dir: filepath.Join(o.dataDir, "raft"), NodeID: id, Addr: o.raftAddr, Bootstrap: o.join == "",
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr}),
 	}, fsm)
 	if err != nil {
@@ -233,20 +236,16 @@ func serverCmd(args []string) error {
 	}
 	defer store.Close()
 	cat := catalog.New(fsm, store)
+	self := joinRequest{ID: id, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr, MySQLAddr: o.mysqlAddr,
+		Role: o.role, Slots: o.slotCount, Tags: o.tags}
 
-	// The coordinator acts only once this node leads and has applied the
-	// whole log (a barrier), never on a half-replayed catalog.
+	// The coordinator acts only while this node leads and has applied the
+	// whole log of earlier terms (a barrier at each new term), never on a
+	// half-replayed catalog.
 	var ready atomic.Bool
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = store.WaitLeader(wctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("catalog: %w", err)
-	}
-	ready.Store(true)
-	if err := cat.RegisterNode(ctx, catalog.Node{ID: id, RaftAddr: o.raftAddr, MySQLAddr: o.mysqlAddr,
-		HTTPAddr: o.httpAddr, Role: o.role, Slots: o.slotCount, Tags: o.tags}); err != nil {
-		return fmt.Errorf("register node: %w", err)
+	go watchLeadership(ctx, store, &ready)
+	if err := startMembership(ctx, log, o, store, cat, self); err != nil {
+		return err
 	}
 
 	reg := Registry()

@@ -68,7 +68,14 @@ func Start(tb testing.TB, extra ...string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(s.Stop)
+	tb.Cleanup(func() {
+		if tb.Failed() { // the server's own account: a crash, a killed connection
+			if b, err := os.ReadFile(filepath.Join(s.Dir, "err.log")); err == nil {
+				tb.Logf("mariadbd err.log (tail):\n%s", tail(string(b), 4000))
+			}
+		}
+		s.Stop()
+	})
 	return s
 }
 

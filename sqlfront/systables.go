@@ -13,6 +13,7 @@ import (
 	"sluice/connectors"
 	"sluice/exec"
 	"sluice/planner"
+	"sluice/raftstore"
 )
 
 var (
@@ -67,6 +68,7 @@ type Runtime interface {
 type Cluster interface {
 	State() string
 	Leader() (addr, id string)
+	Servers() ([]raftstore.Server, error)
 }
 
 // systemTables builds the tables of the sluice database.
@@ -123,6 +125,18 @@ func (s *Server) systemTables() []*sysTable {
 			rows: func(*sql.Context) []sql.Row {
 				var rows []sql.Row
 				_, leaderID := s.cfg.Cluster.Leader()
+				// Another member's state as the Raft configuration has it
+				// (no heartbeats yet): a voter follows, a non-voter
+				// receives the log, a node outside it was removed.
+				member := map[string]string{}
+				if svs, err := s.cfg.Cluster.Servers(); err == nil {
+					for _, sv := range svs {
+						member[sv.ID] = "Non-voter"
+						if sv.Voter {
+							member[sv.ID] = "Follower"
+						}
+					}
+				}
 				for _, n := range cat.Nodes() {
 					raftState, alive, used := "Unknown", false, int64(0)
 					var hb any
@@ -136,6 +150,10 @@ func (s *Server) systemTables() []*sysTable {
 						used = int64(u)
 					} else if n.ID == leaderID {
 						raftState = "Leader"
+					} else if st, ok := member[n.ID]; ok {
+						raftState = st
+					} else if len(member) > 0 {
+						raftState = "Removed"
 					}
 					rows = append(rows, sql.NewRow(n.ID, n.MySQLAddr, n.RaftAddr, n.HTTPAddr, n.Role, raftState,
 						boolInt(alive), hb, total, used, nullable(n.Tags)))

@@ -39,7 +39,8 @@ func nodeIDOf(n *node) string {
 
 // Three real nodes on loopback (issue 11, membership): the second joins
 // through the first, the third through the second (a follower passes the
-// join to the leader); every node lists all three; the catalog reaches
+// join to the leader), and a worker as a non-voter; every node lists all
+// four with their Raft roles; the catalog reaches
 // every node; a restarted member finds its cluster without --join and
 // rejoining changes nothing; a node whose join address is dead exits
 // saying why instead of starting a cluster of its own; kill -9 of the
@@ -53,10 +54,17 @@ func TestClusterJoin(t *testing.T) {
 	c := newNode(t)
 	c.args = []string{"--join", b.httpAddr} // through a follower
 	c.start()
+	w := newNode(t)
+	w.args = []string{"--join", a.httpAddr, "--role", "worker"} // a non-voter
+	w.start()
 	nodes := []*node{a, b, c}
-	for _, n := range nodes {
-		n.waitFor("three nodes in sluice.nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 })
+	for _, n := range append(nodes, w) {
+		n.waitFor("four nodes in sluice.nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 4 })
 	}
+	// Every member's Raft role, as any node's configuration has it.
+	c.waitFor("roles", func() bool {
+		return c.sql("SELECT GROUP_CONCAT(raft_state ORDER BY raft_state) FROM sluice.nodes") == "Follower,Follower,Leader,Non-voter"
+	})
 	// A write on a follower is refused, naming where the leader is (writes
 	// are not forwarded yet).
 	if out, err := c.run("CREATE SYNC JOB g FROM datagen ('rows'='10') TO blackhole ()"); err == nil ||
@@ -73,7 +81,7 @@ func TestClusterJoin(t *testing.T) {
 	b.args = nil
 	b.start()
 	b.waitFor("b back with job g", func() bool { return b.sql("SELECT COUNT(*) FROM sluice.jobs WHERE name = 'g'") == "1" })
-	if got := a.int("SELECT COUNT(*) FROM sluice.nodes"); got != 3 {
+	if got := a.int("SELECT COUNT(*) FROM sluice.nodes"); got != 4 {
 		t.Fatalf("after b's restart: %d nodes", got)
 	}
 

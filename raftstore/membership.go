@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -17,18 +18,11 @@ import (
 // a non-voter asked to join as a voter promoted. Another member holding
 // the address is removed first (a node that came back under a new id).
 func (s *Store) Join(ctx context.Context, id, addr string, voter bool) error {
-	d, err := timeout(ctx)
+	d, servers, err := s.leaderConfiguration(ctx)
 	if err != nil {
 		return err
 	}
-	if s.raft.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return translate(err)
-	}
-	for _, sv := range f.Configuration().Servers {
+	for _, sv := range servers {
 		sameID, sameAddr := sv.ID == raft.ServerID(id), sv.Address == raft.ServerAddress(addr)
 		switch {
 		case sameID && sameAddr && (sv.Suffrage == raft.Voter) == voter:
@@ -52,21 +46,31 @@ func (s *Store) Join(ctx context.Context, id, addr string, voter bool) error {
 // Remove removes a member for good (REMOVE NODE). The leader only;
 // removing an id that is not a member is a no-op.
 func (s *Store) Remove(ctx context.Context, id string) error {
-	d, err := timeout(ctx)
+	d, servers, err := s.leaderConfiguration(ctx)
 	if err != nil {
 		return err
 	}
-	if s.raft.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return translate(err)
-	}
-	for _, sv := range f.Configuration().Servers {
+	for _, sv := range servers {
 		if sv.ID == raft.ServerID(id) {
 			return translate(s.raft.RemoveServer(sv.ID, 0, d).Error())
 		}
 	}
 	return nil
+}
+
+// leaderConfiguration is the start of every membership change: the
+// context's timeout, refusal on a follower, and the current members.
+func (s *Store) leaderConfiguration(ctx context.Context) (time.Duration, []raft.Server, error) {
+	d, err := timeout(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if s.raft.State() != raft.Leader {
+		return 0, nil, ErrNotLeader
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return 0, nil, translate(err)
+	}
+	return d, f.Configuration().Servers, nil
 }

@@ -140,15 +140,8 @@ func crashRun(t *testing.T, mode crashMode, seed int64) {
 	var emu *sremu.Emulator
 	var sinkClause string
 	if mode.starrocks {
-		if emu, err = sremu.Start("loader", "pw"); err != nil {
-			t.Fatal(err)
-		}
-		defer emu.Close()
-		q, err := emu.ServeQueries()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, qport, _ := strings.Cut(q, ":")
+		var qport string
+		emu, qport = startEmulator(t)
 		sinkClause = fmt.Sprintf(`starrocks ('fe'='%s', 'query_port'='%s', 'user'='loader', 'password'='pw', 'database'='ods', 'table'='${table}',
 			'semantic'='exactly-once', 'retry.backoff'='10ms', 'batch.carry_bytes'='%d')`, emu.FE, qport, []int{0, 1 << 20}[rng.Intn(2)])
 	} else {
@@ -240,15 +233,10 @@ func crashRun(t *testing.T, mode crashMode, seed int64) {
 	if v := watch.violations(); len(v) > 0 {
 		t.Fatalf("I4: versions went back at the target: %v", v)
 	}
-	// I3, I7: no transaction of ours left prepared, no label committed twice.
+	// I7: no transaction of ours left prepared. (A label committed twice
+	// is not checked here: the emulator refuses a label twice, as
+	// StarRocks does, so such a check could not fail.)
 	if mode.starrocks {
-		seen := map[string]bool{}
-		for _, l := range emu.Loads() {
-			if seen[l.Label] {
-				t.Fatalf("I3: label %s committed twice", l.Label)
-			}
-			seen[l.Label] = true
-		}
 		n.waitFor("no dangling transaction", func() bool { return len(emu.Dangling()) == 0 })
 	} else if mode.exactlyOnce {
 		n.waitFor("no prepared XA transaction", func() bool {

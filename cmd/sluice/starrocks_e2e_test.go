@@ -93,16 +93,7 @@ func TestCDCToStarRocksExactlyOnceSurvivesCrashes(t *testing.T) {
 	db.Exec(t, "CREATE DATABASE shop",
 		"CREATE TABLE shop.orders (id INT PRIMARY KEY, amount DECIMAL(12,2), note VARCHAR(40))",
 		"INSERT INTO shop.orders SELECT seq, seq / 4, IF(seq % 5 = 0, NULL, CONCAT('n', seq)) FROM shop.seq_1_to_5000")
-	e, err := sremu.Start("loader", "pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	q, err := e.ServeQueries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, qport, _ := strings.Cut(q, ":")
+	e, qport := startEmulator(t)
 	e.SetFaults(sremu.Faults{FailEvery: 50, CommitLatency: 5 * time.Millisecond})
 	admin := db.Open(t, "")
 
@@ -162,4 +153,21 @@ func TestCDCToStarRocksExactlyOnceSurvivesCrashes(t *testing.T) {
 	if st := n.state("sr"); st != "RUNNING" {
 		t.Fatalf("job is %s: %s", st, n.sql("SELECT error FROM sluice.jobs WHERE name = 'sr'"))
 	}
+}
+
+// startEmulator starts a StarRocks emulator with its query port, closed
+// when the test ends; it returns the query port's number.
+func startEmulator(t *testing.T) (*sremu.Emulator, string) {
+	t.Helper()
+	e, err := sremu.Start("loader", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	q, err := e.ServeQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(q, ":")
+	return e, port
 }

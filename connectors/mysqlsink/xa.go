@@ -93,17 +93,26 @@ func isMySQLError(err error, n uint16) bool {
 	return errors.As(err, &me) && me.Number == n
 }
 
-// xaExec runs one XA statement on the task's connection, taking a fresh
-// connection first when there is none.
-func (s *Sink) xaExec(ctx context.Context, stmt string) error {
+// xaConn is the task's own connection, taken from the pool when there is
+// none yet.
+func (s *Sink) xaConn(ctx context.Context) (*sql.Conn, error) {
 	if s.conn == nil {
 		c, err := s.db.Conn(ctx)
 		if err != nil {
-			return fmt.Errorf("connect for XA: %w", err)
+			return nil, fmt.Errorf("connect for XA: %w", err)
 		}
 		s.conn = c
 	}
-	_, err := s.conn.ExecContext(ctx, stmt)
+	return s.conn, nil
+}
+
+// xaExec runs one XA statement on the task's connection.
+func (s *Sink) xaExec(ctx context.Context, stmt string) error {
+	c, err := s.xaConn(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = c.ExecContext(ctx, stmt)
 	return err
 }
 
@@ -137,10 +146,11 @@ func (s *Sink) commitXID(ctx context.Context, bqual string) error {
 // leftovers lists the branch qualifiers of this task's prepared
 // transactions at the target.
 func (s *Sink) leftovers(ctx context.Context) ([]string, error) {
-	if err := s.xaExec(ctx, "DO 0"); err != nil { // make sure s.conn exists
+	c, err := s.xaConn(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.QueryContext(ctx, "XA RECOVER")
+	rows, err := c.QueryContext(ctx, "XA RECOVER")
 	if err != nil {
 		return nil, fmt.Errorf("XA RECOVER: %w", err)
 	}

@@ -97,20 +97,27 @@ func (s *Sink) readColumns(ctx context.Context, t *target) error {
 		return err
 	}
 	defer db.Close()
+	t.have, err = tableColumns(ctx, db, addr, t)
+	return err
+}
+
+// tableColumns lists a table's columns (lower-case) over the query port:
+// the one query of them, for readColumns and evolve.
+func tableColumns(ctx context.Context, db *sql.DB, addr string, t *target) (map[string]bool, error) {
 	rows, err := db.QueryContext(ctx, "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", t.db, t.table)
 	if err != nil {
-		return fmt.Errorf("StarRocks query port %s: columns of %s.%s: %w", addr, t.db, t.table, err)
+		return nil, fmt.Errorf("StarRocks query port %s: columns of %s.%s: %w", addr, t.db, t.table, err)
 	}
 	defer rows.Close()
-	t.have = map[string]bool{}
+	have := map[string]bool{}
 	for rows.Next() {
 		var name, typ string
 		if err := rows.Scan(&name, &typ); err != nil {
-			return err
+			return nil, err
 		}
-		t.have[strings.ToLower(name)] = true
+		have[strings.ToLower(name)] = true
 	}
-	return rows.Err()
+	return have, rows.Err()
 }
 
 // evolve follows a source schema change: renamed columns are renamed
@@ -128,21 +135,12 @@ func (s *Sink) evolve(ctx context.Context, t *target, fields []arrow.Field, old 
 	}
 	defer db.Close()
 	had := map[string]string{} // lower-case name → the source's previous type ("" unknown)
-	rows, err := db.QueryContext(ctx, "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", t.db, t.table)
+	cols, err := tableColumns(ctx, db, addr, t)
 	if err != nil {
-		return fmt.Errorf("StarRocks query port %s: columns of %s.%s: %w", addr, t.db, t.table, err)
-	}
-	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			rows.Close()
-			return err
-		}
-		had[strings.ToLower(name)] = oldTypes[strings.ToLower(name)]
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
+	}
+	for c := range cols {
+		had[c] = oldTypes[c]
 	}
 	if len(had) == 0 { // no column list (not StarRocks): the previous batch's
 		for _, c := range old {

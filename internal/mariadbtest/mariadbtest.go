@@ -109,7 +109,7 @@ func StartDir(dir string, extra ...string) (*Server, error) {
 		return nil, fmt.Errorf("mariadb-install-db not found: install mariadb-server")
 	}
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(install, "--no-defaults", "--datadir="+data, "--auth-root-authentication-method=normal",
+	cmd := exec.Command(install, "--no-defaults", "--datadir="+data, "--tmpdir="+dir, "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--skip-name-resolve")
 	if os.Geteuid() == 0 {
 		cmd.Args = append(cmd.Args, "--user=root")
@@ -122,7 +122,7 @@ func StartDir(dir string, extra ...string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Dir: dir, Port: port}
-	s.args = append([]string{bin, "--no-defaults", "--datadir=" + data,
+	s.args = append([]string{bin, "--no-defaults", "--datadir=" + data, "--tmpdir=" + dir,
 		"--socket=" + filepath.Join(dir, "sock"), fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1",
 		"--log-bin=" + filepath.Join(dir, "binlog"), "--binlog-format=ROW", "--binlog-row-image=FULL",
 		"--binlog-row-metadata=FULL", "--server-id=1", "--skip-name-resolve",

@@ -8,12 +8,16 @@ import (
 )
 
 // allowed lists, for each top-level package, the top-level packages of this
-// module it may import (DESIGN §3): cmd → sqlfront → planner → catalog →
-// raftstore; exec → catalog and connectors; connectors imports nothing of
-// ours; nothing imports cmd or sqlfront. internal/testnode is test wiring,
-// like cmd.
+// module it may import (DESIGN §3): cmd → node → sqlfront → planner →
+// catalog → raftstore; exec → catalog and connectors; cluster (joins,
+// forwarded writes, heartbeats) → catalog, raftstore and exec's row types;
+// connectors imports nothing of ours; nothing imports cmd, node or
+// sqlfront but the assembly above them. internal/testnode is test wiring
+// over node.
 var allowed = map[string][]string{
-	"cmd":        {"sqlfront", "planner", "catalog", "raftstore", "exec", "connectors", "internal"},
+	"cmd":        {"node", "connectors", "internal"},
+	"node":       {"sqlfront", "cluster", "planner", "catalog", "raftstore", "exec", "connectors"},
+	"cluster":    {"catalog", "raftstore", "exec"},
 	"sqlfront":   {"planner", "catalog", "raftstore", "exec", "connectors"},
 	"planner":    {"catalog", "connectors"},
 	"catalog":    {"raftstore"},
@@ -21,7 +25,7 @@ var allowed = map[string][]string{
 	"exec":       {"catalog", "connectors"},
 	"connectors": {"connectors"},
 	"bench":      {"exec", "catalog", "connectors", "raftstore", "planner", "internal"},
-	"internal":   {"sqlfront", "planner", "catalog", "raftstore", "exec", "connectors"},
+	"internal":   {"node", "sqlfront", "planner", "catalog", "raftstore", "exec", "connectors"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -111,7 +111,7 @@ func checkpointCommit(n int) ([]Figure, error) {
 		catLat = append(catLat, time.Since(t0))
 		payload := make([]byte, 420) // about the encoded size of the command above
 		t0 = time.Now()
-		if _, err := raw.Apply(ctx, payload); err != nil {
+		if _, _, err := raw.Apply(ctx, payload); err != nil {
 			return nil, err
 		}
 		rawLat = append(rawLat, time.Since(t0))

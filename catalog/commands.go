@@ -11,6 +11,16 @@ import (
 // a log written by an older version must decode forever.
 type CmdType uint8
 
+// FlagSkippable, set in the type byte of an entry, tells a node that does
+// not know the command type (an older version during a rolling upgrade)
+// that skipping it is safe: the command only refreshes advisory state
+// (liveness) that no other command depends on. An unknown command without
+// the flag stops the node instead of letting its state diverge.
+const FlagSkippable = 0x80
+
+// skippable lists the command types written with FlagSkippable.
+var skippable = map[CmdType]bool{CmdSetNodeStatus: true}
+
 // Command types.
 const (
 	CmdCreateJob        CmdType = 1
@@ -21,6 +31,9 @@ const (
 	CmdRegisterNode     CmdType = 6
 	CmdCommitCheckpoint CmdType = 7
 	CmdFailCheckpoint   CmdType = 8
+	CmdSetUsers         CmdType = 9
+	CmdRemoveNode       CmdType = 10
+	CmdSetNodeStatus    CmdType = 11
 )
 
 // Domain errors returned by apply (and so by the client methods).
@@ -30,20 +43,51 @@ var (
 	ErrBadTransition = errors.New("job state does not allow this")
 	ErrStaleAttempt  = errors.New("checkpoint from a stale attempt")
 	ErrBadCheckpoint = errors.New("checkpoint refused")
+	// ErrConflict: the command was computed from a state that changed
+	// meanwhile (a read-modify-write lost its race); re-read and retry.
+	ErrConflict = errors.New("changed concurrently")
+	// ErrClaimTaken: a value that must be unique across jobs (a CDC
+	// server_id) is already used by another job.
+	ErrClaimTaken   = errors.New("already used by another job")
+	ErrNodeNotFound = errors.New("node does not exist")
 )
+
+// Meta is carried by every command. RequestID makes a retried command
+// idempotent: the state machine remembers the outcome of the last
+// MaxRequests request ids and answers a repeat with it instead of applying
+// the command twice (a write whose outcome was unknown — leadership lost
+// mid-apply — is retried with the same id).
+type Meta struct {
+	RequestID string `json:"rid,omitempty"`
+}
+
+func (m *Meta) meta() *Meta { return m }
+
+// Claim is a value one job holds exclusively (an option marked Unique, such
+// as a CDC server_id). CREATE is refused inside the state machine when
+// another job holds the same claim, whatever a node's local copy said.
+type Claim struct {
+	Kind      string `json:"kind"` // source | sink | transform
+	Connector string `json:"connector"`
+	Option    string `json:"option"`
+	Value     string `json:"value"`
+}
 
 // CreateJob adds a job in state CREATED.
 type CreateJob struct {
+	Meta
 	Name        string    `json:"name"`
 	SQL         string    `json:"sql"`
 	Spec        JobSpec   `json:"spec"`
 	Plan        Plan      `json:"plan"`
 	IfNotExists bool      `json:"if_not_exists,omitempty"`
+	Claims      []Claim   `json:"claims,omitempty"`
 	Time        time.Time `json:"time"`
 }
 
 // DropJob removes a job.
 type DropJob struct {
+	Meta
 	Name     string    `json:"name"`
 	IfExists bool      `json:"if_exists,omitempty"`
 	Time     time.Time `json:"time"`
@@ -53,6 +97,7 @@ type DropJob struct {
 // It is a compare-and-set: a coordinator that decided on stale state, or a
 // user who raced it, gets ErrBadTransition instead of a lost update.
 type SetJobState struct {
+	Meta
 	Name string `json:"name"`
 	// JobID, when set, must match: a job dropped and re-created under the
 	// same name is a different job.
@@ -70,20 +115,54 @@ type SetJobState struct {
 
 // AlterJob replaces a job's WITH options (and the plan derived from them).
 type AlterJob struct {
+	Meta
 	Name    string            `json:"name"`
 	Options map[string]string `json:"options"`
 	Plan    Plan              `json:"plan"`
 	SQL     string            `json:"sql"`
-	Time    time.Time         `json:"time"`
+	// Version, when set, is the job version the options were merged from:
+	// the change is refused with ErrConflict if the job changed since.
+	Version uint64    `json:"version,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// SetUsers replaces the user and grant tables (the MySQL user database,
+// serialised by the SQL front) — passwords only as their native hash. Base
+// is the users version the tables were derived from: a change made on a
+// stale copy is refused with ErrConflict instead of losing another node's.
+type SetUsers struct {
+	Meta
+	Data []byte    `json:"data"`
+	Base uint64    `json:"base"`
+	Time time.Time `json:"time"`
+}
+
+// RemoveNode deletes a member's record (after its removal from Raft).
+type RemoveNode struct {
+	Meta
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+// SetNodeStatus records a change of a node's liveness as the leader sees
+// it (UP, SUSPECT, DOWN). Only changes are written, never heartbeats.
+type SetNodeStatus struct {
+	Meta
+	ID     string    `json:"id"`
+	Status string    `json:"status"`
+	Seen   time.Time `json:"seen"` // last heartbeat the leader received
+	Time   time.Time `json:"time"`
 }
 
 // AppendEvent records an event.
 type AppendEvent struct {
+	Meta
 	Event Event `json:"event"` // Seq is assigned by apply
 }
 
 // RegisterNode records (or updates) a cluster member.
 type RegisterNode struct {
+	Meta
 	Node Node `json:"node"`
 }
 
@@ -93,6 +172,7 @@ type RegisterNode struct {
 // one task state per task of the pipeline. Retained bounds the completed
 // checkpoints kept (older ones are removed).
 type CommitCheckpoint struct {
+	Meta
 	Checkpoint Checkpoint `json:"checkpoint"`
 	Retained   int        `json:"retained"`
 }
@@ -100,20 +180,27 @@ type CommitCheckpoint struct {
 // FailCheckpoint records a checkpoint that failed or timed out. It never
 // touches completed checkpoints.
 type FailCheckpoint struct {
+	Meta
 	Checkpoint Checkpoint `json:"checkpoint"`
 }
 
 // Result is what a successful apply returns.
 type Result struct {
-	Job     *Job // the job after the change (nil for drop and non-job commands)
-	Applied bool // false when IF [NOT] EXISTS made the command a no-op
+	Job     *Job   // the job after the change (nil for drop and non-job commands)
+	Applied bool   // false when IF [NOT] EXISTS made the command a no-op
+	Index   uint64 // Raft index of the entry that decided it (set by the client)
 }
 
-// encode frames a command: one type byte, then JSON.
+// encode frames a command: one type byte (with FlagSkippable for the
+// types that carry it), then JSON.
 func encode(t CmdType, v any) ([]byte, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: encode command %d: %w", t, err)
 	}
-	return append([]byte{byte(t)}, body...), nil
+	b := byte(t)
+	if skippable[t] {
+		b |= FlagSkippable
+	}
+	return append([]byte{b}, body...), nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,13 @@ type state struct {
 	Checkpoints map[string][]*Checkpoint `json:"checkpoints"`
 	EventSeq    uint64                   `json:"event_seq"`
 	Index       uint64                   `json:"index"` // last applied Raft index
+	// Users is the SQL front's user and grant tables (native password
+	// hashes only); UsersVersion is the index of their last change.
+	Users        []byte `json:"users,omitempty"`
+	UsersVersion uint64 `json:"users_version,omitempty"`
+	// Requests remembers the outcome of recent request ids, oldest first.
+	Requests   []request      `json:"requests,omitempty"`
+	requestIdx map[string]int // position in Requests, rebuilt on demand
 }
 
 func newState() *state {
@@ -45,6 +53,9 @@ var appliers = map[CmdType]applyFunc{
 	CmdRegisterNode:     decoded(applyRegisterNode),
 	CmdCommitCheckpoint: decoded(applyCommitCheckpoint),
 	CmdFailCheckpoint:   decoded(applyFailCheckpoint),
+	CmdSetUsers:         decoded(applySetUsers),
+	CmdRemoveNode:       decoded(applyRemoveNode),
+	CmdSetNodeStatus:    decoded(applySetNodeStatus),
 }
 
 // decoded adapts a typed apply function. A command that cannot be decoded
@@ -81,12 +92,29 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if len(l.Data) == 0 {
 		panic(fmt.Sprintf("catalog: empty command at index %d", l.Index))
 	}
-	apply, ok := appliers[CmdType(l.Data[0])]
-	if !ok {
-		panic(fmt.Sprintf("catalog: unknown command type %d at index %d", l.Data[0], l.Index))
+	t, body := CmdType(l.Data[0]&^FlagSkippable), l.Data[1:]
+	apply, ok := appliers[t]
+	if !ok && l.Data[0]&FlagSkippable == 0 {
+		panic(fmt.Sprintf("catalog: unknown command type %d at index %d (written by a newer version?)", t, l.Index))
+	}
+	var m Meta
+	if ok {
+		if err := json.Unmarshal(body, &m); err != nil {
+			panic(fmt.Sprintf("catalog: undecodable command %d at index %d: %v", t, l.Index, err))
+		}
 	}
 	f.mu.Lock()
-	res := apply(f.st, l.Index, l.Data[1:])
+	var res any = Result{} // an unknown skippable command is skipped
+	switch prev, seen := f.st.remembered(m.RequestID); {
+	case !ok:
+	case m.RequestID != "" && seen:
+		res = dedup{resp: prev.result(f.st), index: prev.Index} // a retry: answer as the first time, apply nothing
+	default:
+		res = apply(f.st, l.Index, body)
+		if m.RequestID != "" {
+			f.st.remember(m.RequestID, outcomeOf(l.Index, res))
+		}
+	}
 	f.st.Index = l.Index
 	ch := f.changed
 	f.changed = make(chan struct{})
@@ -113,6 +141,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		Events:   append([]Event(nil), f.st.Events...),
 		EventSeq: f.st.EventSeq,
 		Index:    f.st.Index,
+		Users:    f.st.Users, UsersVersion: f.st.UsersVersion,
+		Requests: append([]request(nil), f.st.Requests...),
 	}
 	for k, v := range f.st.Jobs {
 		cp.Jobs[k] = v
@@ -208,6 +238,13 @@ func (f *FSM) Nodes() []Node {
 	return out
 }
 
+// Users returns the replicated user tables and their version (0: none yet).
+func (f *FSM) Users() ([]byte, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Users, f.st.UsersVersion
+}
+
 // Index is the Raft index of the last applied command.
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()
@@ -287,8 +324,19 @@ func applyCreateJob(s *state, index uint64, c *CreateJob) any {
 		}
 		return fmt.Errorf("%w: %s", ErrJobExists, c.Name)
 	}
+	// Invariant: a claim (a unique option value) belongs to one job.
+	for _, cl := range c.Claims {
+		for _, o := range s.Jobs {
+			for _, oc := range o.Claims {
+				if oc == cl {
+					return fmt.Errorf("%w: %s %s option %s = %s is already used by job %s; each job needs its own (leave it out to have one allocated)",
+						ErrClaimTaken, cl.Kind, cl.Connector, cl.Option, cl.Value, o.Name)
+				}
+			}
+		}
+	}
 	j := &Job{ID: index, Name: c.Name, SQL: c.SQL, Spec: c.Spec, Plan: c.Plan, State: Created,
-		Version: index, CreatedAt: c.Time, UpdatedAt: c.Time}
+		Claims: c.Claims, Version: index, CreatedAt: c.Time, UpdatedAt: c.Time}
 	s.Jobs[key(c.Name)] = j
 	s.event(Event{Time: c.Time, Job: c.Name, Kind: "CREATED", Message: "job created"})
 	cp := *j
@@ -349,6 +397,9 @@ func applyAlterJob(s *state, index uint64, c *AlterJob) any {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrJobNotFound, c.Name)
 	}
+	if c.Version != 0 && c.Version != old.Version {
+		return fmt.Errorf("%w: job %s changed (version %d, the ALTER was computed from version %d); run it again", ErrConflict, old.Name, old.Version, c.Version)
+	}
 	j := *old
 	j.Spec.Options = c.Options
 	j.Plan = c.Plan
@@ -367,7 +418,51 @@ func applyAppendEvent(s *state, _ uint64, c *AppendEvent) any {
 
 func applyRegisterNode(s *state, _ uint64, c *RegisterNode) any {
 	n := c.Node
+	if old, ok := s.Nodes[n.ID]; ok && n.Status == "" {
+		n.Status, n.LastSeen = old.Status, old.LastSeen // a re-registration keeps the liveness record
+	}
 	s.Nodes[n.ID] = &n
+	return Result{Applied: true}
+}
+
+func applyRemoveNode(s *state, _ uint64, c *RemoveNode) any {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNodeNotFound, c.ID)
+	}
+	delete(s.Nodes, c.ID)
+	s.event(Event{Time: c.Time, Kind: "NODE_REMOVED", Message: fmt.Sprintf("node %s (%s, raft %s) removed from the cluster", n.ID, n.Role, n.RaftAddr)})
+	return Result{Applied: true}
+}
+
+func applySetNodeStatus(s *state, _ uint64, c *SetNodeStatus) any {
+	old, ok := s.Nodes[c.ID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNodeNotFound, c.ID)
+	}
+	n := *old
+	prev := n.Status
+	n.Status, n.LastSeen = c.Status, c.Seen
+	s.Nodes[c.ID] = &n
+	if prev != c.Status {
+		s.event(Event{Time: c.Time, Kind: "NODE_" + c.Status, Message: fmt.Sprintf("node %s: %s -> %s (last heartbeat %s)", c.ID, orUnknown(prev), c.Status, c.Seen.UTC().Format("2006-01-02 15:04:05.000"))})
+	}
+	return Result{Applied: true}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "UNKNOWN"
+	}
+	return s
+}
+
+func applySetUsers(s *state, index uint64, c *SetUsers) any {
+	if c.Base != s.UsersVersion {
+		return fmt.Errorf("%w: the user tables changed on another node (version %d, this change was made on version %d); run the statement again", ErrConflict, s.UsersVersion, c.Base)
+	}
+	s.Users = c.Data
+	s.UsersVersion = index
 	return Result{Applied: true}
 }
 
@@ -473,3 +568,22 @@ func trimCheckpoints(list []*Checkpoint, retained int) []*Checkpoint {
 	}
 	return out
 }
+
+// WaitIndex blocks until the state machine has applied index, or ctx ends.
+func (f *FSM) WaitIndex(ctx context.Context, index uint64) error {
+	for {
+		f.mu.RLock()
+		done, ch := f.st.Index >= index, f.changed
+		f.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func containsFold(s, sub string) bool { return strings.Contains(strings.ToLower(s), sub) }

@@ -15,14 +15,14 @@ type local struct {
 	index uint64
 }
 
-func (l *local) Apply(ctx context.Context, cmd []byte) (any, error) {
+func (l *local) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.index++
-	return l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: cmd}), nil
+	return l.fsm.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: cmd}), l.index, nil
 }
 
 // NewLocal returns a catalog without replication or persistence, for tests

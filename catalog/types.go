@@ -100,7 +100,9 @@ type Job struct {
 	Restarts int      `json:"restarts"`
 	// Attempt numbers the runs of the job; each start of its tasks takes a
 	// new one. Checkpoints from any other attempt are refused (fencing).
-	Attempt   int       `json:"attempt"`
+	Attempt int `json:"attempt"`
+	// Claims are the values this job holds exclusively (see Claim).
+	Claims    []Claim   `json:"claims,omitempty"`
 	Version   uint64    `json:"version"` // Raft index of the last change
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -125,7 +127,19 @@ type Node struct {
 	Slots        int       `json:"slots"` // 0 = dynamic
 	Tags         string    `json:"tags,omitempty"`
 	RegisteredAt time.Time `json:"registered_at"`
+	// Status is the node's liveness as the leader last recorded it (UP,
+	// SUSPECT, DOWN; "" before the first heartbeat), LastSeen the
+	// heartbeat that decided it. Only changes are written.
+	Status   string    `json:"status,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitempty"`
 }
+
+// Node liveness states.
+const (
+	NodeUp      = "UP"
+	NodeSuspect = "SUSPECT"
+	NodeDown    = "DOWN"
+)
 
 // key normalises a job name for lookup: names are case-insensitive, like
 // MySQL table names on a case-insensitive file system.

@@ -27,6 +27,8 @@ type Catalog interface {
 	MaxCheckpointID(jobID uint64, pipeline int) uint64
 	CommitCheckpoint(ctx context.Context, cmd catalog.CommitCheckpoint) error
 	FailCheckpoint(ctx context.Context, cmd catalog.FailCheckpoint) error
+	// OpenOptions opens a connector's sealed secret options.
+	OpenOptions(opts map[string]string) (map[string]string, error)
 }
 
 // Config configures an Engine.

@@ -133,3 +133,6 @@ func (m *Metrics) Rows() []MetricRow {
 	})
 	return out
 }
+
+// MetricRows returns the engine's current figures (see Metrics.Rows).
+func (e *Engine) MetricRows() []MetricRow { return e.metrics.Rows() }

@@ -101,7 +101,11 @@ func (e *Engine) build(job catalog.Job, pl catalog.Pipeline, subtask int) (stage
 		if err != nil {
 			return st, err
 		}
-		cfg, err := spec.Options.Validate(spec.Name, ref.Options)
+		opts, err := e.cat.OpenOptions(ref.Options) // sealed secrets, opened only here
+		if err != nil {
+			return st, err
+		}
+		cfg, err := spec.Options.Validate(spec.Name, opts)
 		if err != nil {
 			return st, err
 		}

@@ -65,8 +65,10 @@ func (p *Planner) Create(stmt *CreateJob) (catalog.CreateJob, error) {
 	if err := p.checkParallelism(spec); err != nil {
 		return catalog.CreateJob{}, err
 	}
-	cmd := catalog.CreateJob{Name: stmt.Name, Spec: spec, Plan: Build(spec), IfNotExists: stmt.IfNotExists}
-	cmd.SQL = p.Render(stmt.Name, spec, false)
+	cmd := catalog.CreateJob{Name: stmt.Name, Spec: spec, Plan: Build(spec), IfNotExists: stmt.IfNotExists, Claims: p.claims(spec)}
+	// The stored text never holds a secret (the spec's are sealed by the
+	// catalog client before they are written).
+	cmd.SQL = p.Render(stmt.Name, spec, true)
 	return cmd, nil
 }
 
@@ -101,39 +103,21 @@ func (p *Planner) checkParallelism(spec catalog.JobSpec) error {
 // (reachability, credentials, server settings). CREATE runs it; EXPLAIN
 // does not, so a plan can be shown without touching the source.
 func (p *Planner) Check(ctx context.Context, spec catalog.JobSpec, existing []catalog.Job) error {
-	type use struct {
-		ref  catalog.ConnectorRef
-		kind connectors.Kind
-	}
-	uses := func(s catalog.JobSpec) []use {
-		out := []use{{s.Source, connectors.KindSource}, {s.Sink, connectors.KindSink}}
-		for _, t := range s.Transforms {
-			out = append(out, use{t, connectors.KindTransform})
+	for _, cl := range p.claims(spec) {
+		for _, j := range existing {
+			for _, o := range p.claims(j.Spec) {
+				if o == cl {
+					return &connectors.OptionError{Owner: cl.Connector, Option: cl.Option, Err: connectors.ErrBadOptionValue,
+						Detail: fmt.Sprintf("%s is already used by job %s; each job needs its own (leave it out to have one allocated)", cl.Value, j.Name)}
+				}
+			}
 		}
-		return out
 	}
 	for _, u := range uses(spec) {
 		cs, err := p.reg.Lookup(u.ref.Connector, u.kind)
 		if err != nil {
 			return err
 		}
-		for _, opt := range cs.Options {
-			v, ok := u.ref.Options[opt.Name]
-			if !opt.Unique || !ok {
-				continue
-			}
-			for _, j := range existing {
-				for _, o := range uses(j.Spec) {
-					if o.kind == u.kind && strings.EqualFold(o.ref.Connector, cs.Name) && o.ref.Options[opt.Name] == v {
-						return &connectors.OptionError{Owner: cs.Name, Option: opt.Name, Err: connectors.ErrBadOptionValue,
-							Detail: fmt.Sprintf("%s is already used by job %s; each job needs its own (leave it out to have one allocated)", v, j.Name)}
-					}
-				}
-			}
-		}
-	}
-	for _, u := range uses(spec) {
-		cs, _ := p.reg.Lookup(u.ref.Connector, u.kind)
 		if cs.Check == nil {
 			continue
 		}
@@ -146,6 +130,38 @@ func (p *Planner) Check(ctx context.Context, spec catalog.JobSpec, existing []ca
 		}
 	}
 	return p.checkTables(ctx, spec)
+}
+
+type use struct {
+	ref  catalog.ConnectorRef
+	kind connectors.Kind
+}
+
+func uses(s catalog.JobSpec) []use {
+	out := []use{{s.Source, connectors.KindSource}, {s.Sink, connectors.KindSink}}
+	for _, t := range s.Transforms {
+		out = append(out, use{t, connectors.KindTransform})
+	}
+	return out
+}
+
+// claims lists the values of options marked Unique that a job sets: the
+// state machine refuses a CREATE whose claim another job holds (Check
+// refuses it earlier against this node's copy, with the same message).
+func (p *Planner) claims(spec catalog.JobSpec) []catalog.Claim {
+	var out []catalog.Claim
+	for _, u := range uses(spec) {
+		cs, err := p.reg.Lookup(u.ref.Connector, u.kind)
+		if err != nil {
+			continue
+		}
+		for _, opt := range cs.Options {
+			if v, ok := u.ref.Options[opt.Name]; ok && opt.Unique {
+				out = append(out, catalog.Claim{Kind: string(u.kind), Connector: cs.Name, Option: opt.Name, Value: v})
+			}
+		}
+	}
+	return out
 }
 
 // checkTables lets the sink refuse source tables it cannot serve as
@@ -206,7 +222,7 @@ func (p *Planner) Alter(job catalog.Job, stmt *AlterJob) (catalog.AlterJob, erro
 	}
 	spec := job.Spec
 	spec.Options = opts
-	return catalog.AlterJob{Name: job.Name, Options: opts, Plan: Build(spec), SQL: p.Render(job.Name, spec, false)}, nil
+	return catalog.AlterJob{Name: job.Name, Options: opts, Plan: Build(spec), SQL: p.Render(job.Name, spec, true)}, nil
 }
 
 // effective is an option's value in opts, or its default.
@@ -295,9 +311,10 @@ func Build(spec catalog.JobSpec) catalog.Plan {
 // Mask is what a secret option shows instead of its value.
 const Mask = "******"
 
-// isSecret reports whether a connector option must never be shown: declared
-// Secret, or named like a password whatever the connector says.
-func (p *Planner) isSecret(connector, option string) bool {
+// IsSecret reports whether a connector option must never be shown or
+// stored in clear: declared Secret, or named like a password whatever the
+// connector says.
+func (p *Planner) IsSecret(connector, option string) bool {
 	if strings.Contains(strings.ToLower(option), "password") || strings.Contains(strings.ToLower(option), "secret") {
 		return true
 	}
@@ -315,7 +332,7 @@ func (p *Planner) isSecret(connector, option string) bool {
 func (p *Planner) MaskedOptions(ref catalog.ConnectorRef) map[string]string {
 	out := make(map[string]string, len(ref.Options))
 	for k, v := range ref.Options {
-		if p.isSecret(ref.Connector, k) {
+		if p.IsSecret(ref.Connector, k) {
 			v = Mask
 		}
 		out[k] = v

@@ -87,7 +87,7 @@ func TestMembership(t *testing.T) {
 	if err := a.s.Join(ctx, c.id, c.addr, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.s.Apply(ctx, cmd(5)); err != nil {
+	if _, _, err := a.s.Apply(ctx, cmd(5)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the log on every member", func() bool {
@@ -144,7 +144,7 @@ func TestMembership(t *testing.T) {
 	if err := leader.s.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.s.Apply(ctx, cmd(1)); err != nil {
+	if _, _, err := leader.s.Apply(ctx, cmd(1)); err != nil {
 		t.Fatalf("write on the new leader: %v", err)
 	}
 	if err := leader.s.Remove(ctx, "n1"); err != nil {

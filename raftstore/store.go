@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,10 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// TLS, when set, makes the Raft transport TLS: ServerTLS for the
+	// listener (with ClientCAs and RequireAndVerifyClientCert for mutual
+	// TLS), ClientTLS for dialling the other nodes.
+	ServerTLS, ClientTLS *tls.Config
 	// Fast shortens election and heartbeat timeouts (tests on loopback).
 	Fast   bool
 	Logger hclog.Logger
@@ -130,7 +135,14 @@ func Open(cfg Config, fsm raft.FSM) (*Store, error) {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return nil, fmt.Errorf("raftstore: raft address %q must name a concrete host other nodes can reach", cfg.Addr)
 	}
-	s.trans, err = raft.NewTCPTransportWithLogger(cfg.Addr, adv, 3, 10*time.Second, cfg.Logger)
+	if cfg.ServerTLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.Addr, adv, cfg.ServerTLS, cfg.ClientTLS); err == nil {
+			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, cfg.Logger)
+		}
+	} else {
+		s.trans, err = raft.NewTCPTransportWithLogger(cfg.Addr, adv, 3, 10*time.Second, cfg.Logger)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: listen on %s: %w", cfg.Addr, err)
 	}
@@ -188,18 +200,18 @@ func timeout(ctx context.Context) (time.Duration, error) {
 	return d, nil
 }
 
-// Apply replicates cmd and returns what the FSM's Apply returned for it.
-// A follower answers ErrNotLeader at once.
-func (s *Store) Apply(ctx context.Context, cmd []byte) (any, error) {
+// Apply replicates cmd and returns what the FSM's Apply returned for it
+// and the entry's index. A follower answers ErrNotLeader at once.
+func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	d, err := timeout(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	f := s.raft.Apply(cmd, d)
 	if err := f.Error(); err != nil {
-		return nil, translate(err)
+		return nil, 0, translate(err)
 	}
-	return f.Response(), nil
+	return f.Response(), f.Index(), nil
 }
 
 func translate(err error) error {

@@ -105,7 +105,7 @@ func TestApplyRestartCompact(t *testing.T) {
 	s := open(t, dir, addr, fsm)
 	ctx := context.Background()
 	for i := uint64(1); i <= 300; i++ {
-		res, err := s.Apply(ctx, cmd(i))
+		res, _, err := s.Apply(ctx, cmd(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestApplyRestartCompact(t *testing.T) {
 	if sum != 300*301/2 {
 		t.Fatalf("recovered sum %d", sum)
 	}
-	if _, err := s2.Apply(ctx, cmd(1)); err != nil {
+	if _, _, err := s2.Apply(ctx, cmd(1)); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := s2.Servers()
@@ -152,7 +152,7 @@ func TestApplyHonoursContext(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Apply(ctx, cmd(1)); !errors.Is(err, context.Canceled) {
+	if _, _, err := s.Apply(ctx, cmd(1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: %v", err)
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"sluice/catalog"
 	"sluice/planner"
-	"sluice/raftstore"
 )
 
 // interceptor routes sync-job statements to sluice and everything else to
@@ -34,7 +33,7 @@ func (i *interceptor) Query(ctx context.Context, chain server.Chain, c *mysql.Co
 	}
 	res, err := i.s.dialect(ctx, c, query)
 	if err != nil {
-		return toSQLError(i.s.leaderHint(err))
+		return toSQLError(err)
 	}
 	return cb(res, false)
 }
@@ -49,7 +48,7 @@ func (i *interceptor) MultiQuery(ctx context.Context, chain server.Chain, c *mys
 	}
 	res, err := i.s.dialect(ctx, c, first)
 	if err != nil {
-		return "", toSQLError(i.s.leaderHint(err))
+		return "", toSQLError(err)
 	}
 	return rest, cb(res, rest != "")
 }
@@ -152,18 +151,28 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		}
 		return okResult(true), nil
 	case *planner.AlterJob:
-		job, ok := cat.Job(st.Name)
-		if !ok {
-			return nil, fmt.Errorf("%w: %s", catalog.ErrJobNotFound, st.Name)
+		// A compare-and-set on the version the options were merged from:
+		// a refused attempt has been applied here by the time it returns
+		// (the catalog waits for its index), so the next one reads fresh.
+		for attempt := 0; ; attempt++ {
+			job, ok := cat.Job(st.Name)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s", catalog.ErrJobNotFound, st.Name)
+			}
+			cmd, err := s.cfg.Planner.Alter(job, st)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Version = job.Version
+			_, err = cat.AlterJob(ctx, cmd)
+			if errors.Is(err, catalog.ErrConflict) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return okResult(true), nil
 		}
-		cmd, err := s.cfg.Planner.Alter(job, st)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := cat.AlterJob(ctx, cmd); err != nil {
-			return nil, err
-		}
-		return okResult(true), nil
 	case *planner.ShowJobs:
 		return s.showJobs(st), nil
 	case *planner.ShowCreateJob:
@@ -251,19 +260,4 @@ func (s *Server) showJobs(st *planner.ShowJobs) *sqltypes.Result {
 			timeValue(j.CreatedAt), timeValue(j.UpdatedAt), nullableString(j.Error)})
 	}
 	return res
-}
-
-// leaderHint names the leader's SQL address in a refusal on a follower,
-// so the client knows where to connect (until followers forward writes).
-func (s *Server) leaderHint(err error) error {
-	if !errors.Is(err, raftstore.ErrNotLeader) || s.cfg.Cluster == nil {
-		return err
-	}
-	_, id := s.cfg.Cluster.Leader()
-	for _, n := range s.cfg.Catalog.Nodes() {
-		if n.ID == id && n.MySQLAddr != "" {
-			return fmt.Errorf("%w; the leader is %s, at %s", err, id, n.MySQLAddr)
-		}
-	}
-	return err
 }

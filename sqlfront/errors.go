@@ -25,7 +25,10 @@ import (
 //	option value of the wrong type     1231 ER_WRONG_VALUE_FOR_VAR    42000
 //	state does not allow the statement 1221 ER_WRONG_USAGE            HY000
 //	privilege missing                  1227 ER_SPECIFIC_ACCESS_DENIED 42000
-//	this node cannot write (follower)  1290 ER_OPTION_PREVENTS_STMT   HY000
+//	unique value used by another job   1231 ER_WRONG_VALUE_FOR_VAR    42000
+//	changed concurrently, run again    1213 ER_LOCK_DEADLOCK          40001
+//	outcome unknown (leader changed)   1105 ER_UNKNOWN_ERROR          HY000
+//	no quorum: writes cannot commit    1290 ER_OPTION_PREVENTS_STMT   HY000
 //	anything else                      1105 ER_UNKNOWN_ERROR          HY000
 const (
 	ss42000                = "42000" // syntax error or access rule violation
@@ -76,12 +79,20 @@ func toSQLError(err error) error {
 		return sqlError(erConnectToForeignDataSource, "HY000", "%s", msg)
 	case errors.Is(err, errAccessDenied):
 		return sqlError(mysql.ERSpecifiedAccessDenied, ss42000, "%s", msg)
-	case errors.Is(err, raftstore.ErrNotLeader):
-		return sqlError(mysql.EROptionPreventsStatement, mysql.SSUnknownSQLState,
-			"this node is not the catalog leader and cannot change jobs; connect to the leader: %s", msg)
+	case errors.Is(err, catalog.ErrClaimTaken):
+		return sqlError(mysql.ERWrongValueForVar, ss42000, "%s", msg)
+	case errors.Is(err, catalog.ErrConflict):
+		return sqlError(mysql.ERLockDeadlock, "40001", "%s", msg)
+	case errors.Is(err, raftstore.ErrLeadershipLost) && errors.Is(err, catalog.ErrNoQuorum):
+		return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState,
+			"the catalog lost its quorum while this statement was committing, so whether it took effect is unknown; "+
+				"a write needs a majority of the voting members up and connected: look (reads still answer) before you retry: %s", msg)
 	case errors.Is(err, raftstore.ErrLeadershipLost):
 		return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState,
 			"the catalog leader changed while this statement was committing, so whether it took effect is unknown; look before you retry: %s", msg)
+	case errors.Is(err, catalog.ErrNoQuorum), errors.Is(err, raftstore.ErrNotLeader):
+		return sqlError(mysql.EROptionPreventsStatement, mysql.SSUnknownSQLState,
+			"the catalog cannot take writes now (reads still answer): %s", msg)
 	}
 	return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "%s", msg)
 }

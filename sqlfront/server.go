@@ -2,11 +2,9 @@ package sqlfront
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +12,6 @@ import (
 	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/server"
 	"github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/go-mysql-server/sql/mysql_db"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/sirupsen/logrus"
 
@@ -33,13 +30,17 @@ type Config struct {
 	Listener     net.Listener // optional, e.g. 127.0.0.1:0 in tests
 	NodeID       string
 	RootPassword string // "" is allowed only when every listener is on loopback (checked by cmd)
-	UsersFile    string // where CREATE USER / GRANT are persisted ("" keeps them in memory)
+	UsersFile    string // a single-node users file to move into the catalog once ("" for none)
 	Catalog      *catalog.Catalog
 	Planner      *planner.Planner
 	Registry     *connectors.Registry
 	Runtime      Runtime
 	Cluster      Cluster
+	Liveness     Liveness      // optional: heartbeat records for sluice.nodes
 	ApplyTimeout time.Duration // bound on each catalog write of a statement
+	// TLS, when set, is offered to clients, and a client that does not
+	// ask for it is refused.
+	TLS *tls.Config
 }
 
 // Server is the MySQL-protocol front of one node.
@@ -49,6 +50,11 @@ type Server struct {
 	srv    *server.Server
 	sm     *server.SessionManager
 	done   chan struct{}
+
+	users     *usersSync
+	usersMu   sync.Mutex    // one reload at a time
+	usersKick chan struct{} // asks the sync loop for a reload
+	stop      context.CancelFunc
 }
 
 // provider serves exactly the sluice database; CREATE DATABASE is refused.
@@ -74,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}), usersKick: make(chan struct{}, 1)}
 	globalsOnce.Do(func() {
 		// GMS logs every connection, and a secure_file_priv warning that does
 		// not apply (no file functions are reachable), through the global logrus.
@@ -93,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 		return e, sm, h
 	}
 	scfg := server.Config{Protocol: "tcp", Address: cfg.Addr, Listener: cfg.Listener, Version: Version,
+		TLSConfig: cfg.TLS, RequireSecureTransport: cfg.TLS != nil,
 		Options: []server.Option{capture, ic.Option()},
 		ProtocolListenerFactory: func(c server.Config, lc mysql.ListenerConfig, sel server.ServerEventListener) (server.ProtocolListener, error) {
 			lc.AuthServer = uniformAuth{lc.AuthServer}
@@ -137,61 +144,13 @@ type anyUser struct{ mysql.AuthMethod }
 
 func (anyUser) HandleUser(*mysql.Conn, string) bool { return true }
 
-// setupUsers enables authentication with root (password from the config)
-// and persists users created with CREATE USER / GRANT to UsersFile.
-// Users are local to this node for now; replicating them through the
-// catalog is future work.
-func (s *Server) setupUsers() error {
-	mdb := s.engine.Analyzer.Catalog.MySQLDb
-	if s.cfg.UsersFile == "" {
-		mdb.SetPersister(&mysql_db.NoopPersister{})
-	} else {
-		mdb.SetPersister(filePersister(s.cfg.UsersFile))
-		data, err := os.ReadFile(s.cfg.UsersFile)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sqlfront: read users: %w", err)
-		}
-		if len(data) > 0 {
-			if err := mdb.LoadData(sql.NewEmptyContext(), data); err != nil {
-				return fmt.Errorf("sqlfront: load users from %s: %w", s.cfg.UsersFile, err)
-			}
-		}
-	}
-	ed := mdb.Editor()
-	defer ed.Close()
-	// root always gets the password of this start.
-	ed.RemoveUser(mysql_db.UserPrimaryKey{Host: "%", User: "root"})
-	mdb.AddSuperUser(ed, "root", "%", s.cfg.RootPassword)
-	return nil
-}
-
-// filePersister writes the user and grant tables atomically to a file.
-type filePersister string
-
-func (p filePersister) Persist(_ *sql.Context, data []byte) error {
-	path := string(p)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // Start serves connections in the background.
 func (s *Server) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	if s.cfg.Catalog != nil {
+		go s.syncUsers(ctx)
+	}
 	go func() {
 		defer close(s.done)
 		_ = s.srv.Start()
@@ -203,6 +162,9 @@ func (s *Server) Addr() net.Addr { return s.srv.Listener.Addr() }
 
 // Close stops accepting and closes the listener.
 func (s *Server) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
 	err := s.srv.Close()
 	<-s.done
 	return err

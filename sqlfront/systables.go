@@ -61,7 +61,14 @@ type Runtime interface {
 	Tasks() []exec.TaskRow
 	Slots() []exec.SlotRow
 	SlotUsage() (total, used int)
-	Metrics() *exec.Metrics
+	MetricRows() []exec.MetricRow
+}
+
+// Liveness is what sluice.nodes reads of the leader's heartbeat records
+// (cluster.ClusterWork implements it): a node's last heartbeat, its status
+// (UP, SUSPECT, DOWN) and the slots it reported in use.
+type Liveness interface {
+	NodeSeen(id string) (last time.Time, status string, slotsUsed int, ok bool)
 }
 
 // Cluster is what the system tables read from the local Raft node.
@@ -144,10 +151,29 @@ func (s *Server) systemTables() []*sysTable {
 					if n.Slots > 0 {
 						total = int64(n.Slots)
 					}
+					// Liveness as the leader judged it: its last heartbeat
+					// from the view this node holds, else the status the
+					// catalog recorded at the last change.
+					status := n.Status
+					if !n.LastSeen.IsZero() {
+						hb = n.LastSeen
+					}
+					if s.cfg.Liveness != nil {
+						if last, st, u, ok := s.cfg.Liveness.NodeSeen(n.ID); ok {
+							status, used = st, int64(u)
+							if !last.IsZero() {
+								hb = last
+							}
+						}
+					}
+					alive = status == catalog.NodeUp
 					if n.ID == s.cfg.NodeID {
-						raftState, alive, hb = s.cfg.Cluster.State(), true, time.Now().UTC()
+						raftState, alive = s.cfg.Cluster.State(), true
 						_, u := s.cfg.Runtime.SlotUsage()
 						used = int64(u)
+						if hb == nil {
+							hb = time.Now().UTC()
+						}
 					} else if n.ID == leaderID {
 						raftState = "Leader"
 					} else if st, ok := member[n.ID]; ok {
@@ -188,7 +214,7 @@ func (s *Server) systemTables() []*sysTable {
 				colDef{"lag_ms", types.Int64, false}, colDef{"updated_at", tDatetime, false}),
 			rows: func(*sql.Context) []sql.Row {
 				var rows []sql.Row
-				for _, m := range s.cfg.Runtime.Metrics().Rows() {
+				for _, m := range s.cfg.Runtime.MetricRows() {
 					rows = append(rows, sql.NewRow(m.Job, m.Table, m.SourceReceivedCount, m.SourceReceivedBytes,
 						m.SourceReceivedQPS, m.SinkWriteCount, m.SinkWriteBytes, m.SinkWriteQPS, m.LagMs, m.UpdatedAt))
 				}

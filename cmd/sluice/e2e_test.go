@@ -88,6 +88,14 @@ func newNode(t *testing.T) *node {
 
 func (n *node) start() {
 	n.t.Helper()
+	n.startAsync()
+	n.waitHealthy()
+}
+
+// startAsync starts the process without waiting for it to be healthy (a
+// whole cluster restarting: no node is healthy before a quorum is back).
+func (n *node) startAsync() {
+	n.t.Helper()
 	if n.log == nil {
 		n.log = &bytes.Buffer{}
 	}
@@ -103,6 +111,10 @@ func (n *node) start() {
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
+}
+
+func (n *node) waitHealthy() {
+	n.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get("http://" + n.httpAddr + "/healthz"); err == nil {

@@ -10,20 +10,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/grafana/pyroscope-go"
 	"github.com/hashicorp/go-hclog"
 
-	"sluice/catalog"
 	"sluice/connectors"
 	"sluice/connectors/blackhole"
 	"sluice/connectors/console"
@@ -33,10 +30,7 @@ import (
 	"sluice/connectors/mysqlsink"
 	"sluice/connectors/starrocks"
 	"sluice/connectors/tablerename"
-	"sluice/exec"
-	"sluice/planner"
-	"sluice/raftstore"
-	"sluice/sqlfront"
+	assembly "sluice/node"
 )
 
 // version is set by the linker (-X main.version=…).
@@ -79,6 +73,9 @@ type options struct {
 	rootPassword, pyroscopeURL, logLevel   string
 	slotCount                              int
 	joinTimeout                            time.Duration
+	secretKeyFile                          string
+	tls                                    assembly.TLSFiles
+	heartbeat, sessionTimeout              time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -97,6 +94,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.rootPassword, "root-password", os.Getenv("SLUICE_ROOT_PASSWORD"), "password of user root (default $SLUICE_ROOT_PASSWORD); required unless every listener is on loopback")
 	fs.StringVar(&o.pyroscopeURL, "pyroscope-url", os.Getenv("SLUICE_PYROSCOPE_URL"), "push continuous profiles to this Pyroscope server (off when empty)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug | info | warn | error")
+	fs.StringVar(&o.secretKeyFile, "secret-key-file", os.Getenv("SLUICE_SECRET_KEY_FILE"), "the cluster key (32 bytes as hex or base64, mode 0600) that seals secrets in the catalog (default $SLUICE_SECRET_KEY_FILE; without it the key is made at bootstrap, handed to joining nodes and kept in the data dir)")
+	fs.StringVar(&o.tls.Cert, "tls-cert", "", "PEM certificate for the MySQL, HTTP and Raft listeners (TLS off when empty)")
+	fs.StringVar(&o.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&o.tls.CA, "tls-ca", "", "PEM CA of the cluster's node certificates: turns on mutual TLS between nodes (Raft requires, HTTP checks a client certificate) and verifies the other nodes")
+	fs.DurationVar(&o.heartbeat, "heartbeat-interval", time.Second, "how often this node heartbeats to the leader")
+	fs.DurationVar(&o.sessionTimeout, "node-session-timeout", 10*time.Second, "a node without a heartbeat for this long is DOWN (SUSPECT after 3 missed intervals)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -127,20 +130,13 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("%s %s is not a loopback address: set --root-password or SLUICE_ROOT_PASSWORD (root with an empty password is only allowed on loopback)", a.flag, a.addr)
 		}
 	}
+	if o.sessionTimeout <= 3*o.heartbeat {
+		return nil, fmt.Errorf("--node-session-timeout %s must be longer than 3 heartbeat intervals (%s)", o.sessionTimeout, 3*o.heartbeat)
+	}
 	return o, nil
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(addr string) bool { return assembly.IsLoopback(addr) }
 
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
@@ -212,6 +208,10 @@ func serverCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("node id: %w", err)
 	}
+	tlsc, err := o.tls.Load()
+	if err != nil {
+		return err
+	}
 	if o.pyroscopeURL != "" {
 		p, err := pyroscope.Start(pyroscope.Config{ApplicationName: "sluice", ServerAddress: o.pyroscopeURL,
 			Tags: map[string]string{"node": id}})
@@ -223,61 +223,16 @@ func serverCmd(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	fsm := catalog.NewFSM()
-	// A new node with --join waits to be added; only a new node without
-	// it forms a cluster (of one).
-	store, err := raftstore.Open(raftstore.Config{
-		Dir: filepath.Join(o.dataDir, "raft"), NodeID: id, Addr: o.raftAddr, Bootstrap: o.join == "",
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr}),
-	}, fsm)
+	n, err := assembly.Start(ctx, assembly.Config{ID: id, DataDir: o.dataDir, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr, RaftAddr: o.raftAddr,
+		Join: o.join, JoinTimeout: o.joinTimeout, Role: o.role, Slots: o.slotCount, Tags: o.tags,
+		RootPassword: o.rootPassword, SecretKeyFile: o.secretKeyFile, TLS: tlsc,
+		HeartbeatInterval: o.heartbeat, SessionTimeout: o.sessionTimeout,
+		Registry: Registry(), Logger: log,
+		RaftLogger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	cat := catalog.New(fsm, store)
-	self := joinRequest{ID: id, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr, MySQLAddr: o.mysqlAddr,
-		Role: o.role, Slots: o.slotCount, Tags: o.tags}
-
-	// The coordinator acts only while this node leads and has applied the
-	// whole log of earlier terms (a barrier at each new term), never on a
-	// half-replayed catalog.
-	var ready atomic.Bool
-	go watchLeadership(ctx, store, &ready)
-	if err := startMembership(ctx, log, o, store, cat, self); err != nil {
-		return err
-	}
-
-	reg := Registry()
-	eng := exec.New(exec.Config{NodeID: id, Slots: o.slotCount, Registry: reg, Logger: log, JobOptions: planner.JobConfig,
-		IsLeader: func() bool { return o.role != "worker" && ready.Load() && store.IsLeader() }}, cat)
-	engDone := make(chan struct{})
-	go func() { defer close(engDone); _ = eng.Run(ctx) }()
-
-	front, err := sqlfront.New(sqlfront.Config{Addr: o.mysqlAddr, NodeID: id, RootPassword: o.rootPassword,
-		UsersFile: filepath.Join(o.dataDir, "users.db"), Catalog: cat, Planner: planner.New(reg),
-		Registry: reg, Runtime: eng, Cluster: store})
-	if err != nil {
-		return err
-	}
-	front.Start()
-
-	httpLn, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		front.Close()
-		return fmt.Errorf("http: %w", err)
-	}
-	hs := &http.Server{Handler: httpHandler(id, store, cat, eng), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(httpLn) }()
-
-	log.Info("sluice ready", "node", id, "mysql", front.Addr().String(), "http", httpLn.Addr().String(),
-		"raft", o.raftAddr, "data_dir", o.dataDir, "version", version)
 	<-ctx.Done()
 	log.Info("shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	_ = hs.Shutdown(sctx)
-	_ = front.Close()
-	<-engDone // the engine stops every job gracefully when ctx ends
-	return nil
+	return n.Close()
 }

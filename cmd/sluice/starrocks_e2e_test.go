@@ -159,7 +159,12 @@ func TestCDCToStarRocksExactlyOnceSurvivesCrashes(t *testing.T) {
 // when the test ends; it returns the query port's number.
 func startEmulator(t *testing.T) (*sremu.Emulator, string) {
 	t.Helper()
-	e, err := sremu.Start("loader", "pw")
+	return startEmulatorAs(t, "loader", "pw")
+}
+
+func startEmulatorAs(t *testing.T, user, password string) (*sremu.Emulator, string) {
+	t.Helper()
+	e, err := sremu.Start(user, password)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,17 @@
-// Package testnode starts a complete in-process sluice node for tests: a
-// real Raft store over TCP on loopback, the catalog, the executor and the
-// MySQL-protocol front on a free port.
+// Package testnode starts a complete in-process sluice node for tests
+// through the same assembly as the binary (package node): a real Raft
+// store over TCP on loopback, the catalog, the executor, the MySQL front
+// and the HTTP endpoints on free ports.
 package testnode
 
 import (
 	"context"
 	"fmt"
 	"io"
+
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,13 +20,14 @@ import (
 	"sluice/catalog"
 	"sluice/connectors"
 	"sluice/exec"
-	"sluice/planner"
+	"sluice/node"
 	"sluice/raftstore"
 	"sluice/sqlfront"
 )
 
 // Node is a running in-process node.
 type Node struct {
+	*node.Node
 	Store   *raftstore.Store
 	Catalog *catalog.Catalog
 	Engine  *exec.Engine
@@ -44,6 +46,15 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // Start runs a node with reg's connectors in dir (a temp dir when ""),
 // stopped at test cleanup.
 func Start(t testing.TB, reg *connectors.Registry, dir string, slots int) *Node {
@@ -51,43 +62,19 @@ func Start(t testing.TB, reg *connectors.Registry, dir string, slots int) *Node 
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	fsm := catalog.NewFSM()
-	store, err := raftstore.Open(raftstore.Config{Dir: filepath.Join(dir, "raft"), NodeID: "n1", Addr: FreeAddr(t),
-		Bootstrap: true, Fast: true, Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr})}, fsm)
+	mysqlLn, httpLn := listen(t), listen(t)
+	// The node runs until Close (or the context given to Start ends).
+	n, err := node.Start(context.Background(), node.Config{ID: "n1", DataDir: dir,
+		MySQLAddr: mysqlLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), RaftAddr: FreeAddr(t),
+		MySQLListener: mysqlLn, HTTPListener: httpLn, Slots: slots, Registry: reg,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RaftLogger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr}),
+		FastRaft:   true, Resync: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := store.WaitLeader(wctx); err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.New(fsm, store)
-	if err := cat.RegisterNode(ctx, catalog.Node{ID: "n1", Role: "hybrid", Slots: slots}); err != nil {
-		t.Fatal(err)
-	}
-	eng := exec.New(exec.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeID: "n1", Slots: slots, Registry: reg, JobOptions: planner.JobConfig, IsLeader: store.IsLeader, Resync: 50 * time.Millisecond}, cat)
-	engDone := make(chan struct{})
-	go func() { defer close(engDone); _ = eng.Run(ctx) }()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front, err := sqlfront.New(sqlfront.Config{Listener: ln, NodeID: "n1", Catalog: cat, Planner: planner.New(reg),
-		Registry: reg, Runtime: eng, Cluster: store, UsersFile: filepath.Join(dir, "users.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	front.Start()
-	n := &Node{Store: store, Catalog: cat, Engine: eng, Front: front, Dir: dir}
-	t.Cleanup(func() {
-		_ = front.Close()
-		cancel()
-		<-engDone
-		_ = store.Close()
-	})
-	return n
+	t.Cleanup(func() { _ = n.Close() })
+	return &Node{Node: n, Store: n.Store, Catalog: n.Catalog, Engine: n.Engine, Front: n.Front, Dir: dir}
 }
 
 // DSN is a go-sql-driver DSN for user root on the node's MySQL port.

@@ -1,0 +1,67 @@
+package cluster
+
+import (
+	"sort"
+	"time"
+
+	"sluice/exec"
+)
+
+// ClusterWork answers the system tables for the whole cluster: this node's
+// own work live, every other node's as its last heartbeat reported it to
+// the leader (on a follower, as the leader's last answer had it: at most
+// a heartbeat or two behind).
+type ClusterWork struct {
+	Local Work
+	L     *Liveness
+}
+
+func (c ClusterWork) others() []Report {
+	v := c.L.View()
+	out := make([]Report, 0, len(v.Reports))
+	for id, r := range v.Reports {
+		if id != c.L.Self {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Node < out[k].Node })
+	return out
+}
+
+// Tasks lists the tasks of every node.
+func (c ClusterWork) Tasks() []exec.TaskRow {
+	out := c.Local.Tasks()
+	for _, r := range c.others() {
+		out = append(out, r.Tasks...)
+	}
+	return out
+}
+
+// Slots lists the slots of every node.
+func (c ClusterWork) Slots() []exec.SlotRow {
+	out := c.Local.Slots()
+	for _, r := range c.others() {
+		out = append(out, r.Slots...)
+	}
+	return out
+}
+
+// SlotUsage is this node's own.
+func (c ClusterWork) SlotUsage() (total, used int) { return c.Local.SlotUsage() }
+
+// MetricRows lists the metrics of every node.
+func (c ClusterWork) MetricRows() []exec.MetricRow {
+	out := c.Local.MetricRows()
+	for _, r := range c.others() {
+		out = append(out, r.Metrics...)
+	}
+	return out
+}
+
+// NodeSeen is a node's last heartbeat and status as the leader saw it,
+// and its slots in use as it reported them.
+func (c ClusterWork) NodeSeen(id string) (last time.Time, status string, slotsUsed int, ok bool) {
+	v := c.L.View()
+	s, ok := v.Seen[id]
+	return s.Last, s.Status, v.Reports[id].SlotsUsed, ok
+}

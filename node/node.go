@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"sluice/catalog"
+	"sluice/cluster"
+	"sluice/connectors"
+	"sluice/exec"
+	"sluice/planner"
+	"sluice/raftstore"
+	"sluice/sqlfront"
+)
+
+// Config configures a node.
+type Config struct {
+	ID      string
+	DataDir string
+	// Listen addresses. MySQLListener and HTTPListener, when set, are used
+	// instead of binding MySQLAddr and HTTPAddr (tests on free ports);
+	// the addresses are still what the node advertises.
+	MySQLAddr, HTTPAddr, RaftAddr string
+	MySQLListener, HTTPListener   net.Listener
+
+	Join        string // HTTP address of a member to join ("" for none)
+	JoinTimeout time.Duration
+	Role        string // hybrid | master | worker
+	Slots       int    // 0 = dynamic
+	Tags        string
+
+	RootPassword  string
+	SecretKeyFile string
+	TLS           *TLS // nil: no TLS
+
+	HeartbeatInterval, SessionTimeout time.Duration
+
+	Registry   *connectors.Registry
+	Logger     *slog.Logger
+	RaftLogger hclog.Logger
+	FastRaft   bool          // short Raft timeouts (tests on loopback)
+	Resync     time.Duration // executor's catalog poll (0: default)
+}
+
+// Node is a running node.
+type Node struct {
+	cfg      Config
+	Store    *raftstore.Store
+	Catalog  *catalog.Catalog
+	Peers    *cluster.Peers
+	Liveness *cluster.Liveness
+	Engine   *exec.Engine
+	Front    *sqlfront.Server
+	httpLn   net.Listener
+	hs       *http.Server
+	cancel   context.CancelFunc
+	engDone  chan struct{}
+	liveDone chan struct{}
+	started  atomic.Bool
+}
+
+// Start opens the node's state, brings it into its cluster and serves
+// until parent ends or Close is called.
+func Start(parent context.Context, cfg Config) (n *Node, err error) {
+	if cfg.Role == "" {
+		cfg.Role = "hybrid"
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RaftLogger == nil {
+		cfg.RaftLogger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	}
+	log := cfg.Logger
+	ctx, cancel := context.WithCancel(parent)
+	n = &Node{cfg: cfg, cancel: cancel}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	fsm := catalog.NewFSM()
+	rc := raftstore.Config{Dir: filepath.Join(cfg.DataDir, "raft"), NodeID: cfg.ID, Addr: cfg.RaftAddr,
+		// A new node with --join waits to be added; only a new node
+		// without it forms a cluster (of one).
+		Bootstrap: cfg.Join == "", Fast: cfg.FastRaft, Logger: cfg.RaftLogger}
+	if cfg.TLS != nil {
+		rc.ServerTLS, rc.ClientTLS = cfg.TLS.Raft, cfg.TLS.Client
+	}
+	if n.Store, err = raftstore.Open(rc, fsm); err != nil {
+		return n, err
+	}
+	n.Catalog = catalog.New(fsm, n.Store)
+	var ctls *tls.Config
+	if cfg.TLS != nil {
+		ctls = cfg.TLS.Client
+	}
+	n.Peers = cluster.NewPeers(n.Store, n.Catalog, ctls)
+	n.Catalog.SetForwarder(n.Peers)
+	for _, a := range []struct{ what, addr string }{{"MySQL", cfg.MySQLAddr}, {"HTTP", cfg.HTTPAddr}, {"Raft", cfg.RaftAddr}} {
+		if cfg.TLS == nil && !IsLoopback(a.addr) {
+			log.Warn("listening off loopback without TLS: traffic (and, for HTTP, the cluster key handed to a joining node) crosses the network in clear; set --tls-cert and --tls-key", "listener", a.what, "addr", a.addr)
+		}
+	}
+
+	// The coordinator acts only while this node leads and has applied the
+	// whole log of earlier terms (a barrier at each new term), never on a
+	// half-replayed catalog.
+	var ready atomic.Bool
+	go cluster.WatchLeadership(ctx, n.Store, &ready)
+
+	// The HTTP endpoints serve before membership: a joining node's
+	// leader must reach it, and a follower must answer joins.
+	reg := cfg.Registry
+	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Slots: cfg.Slots, Registry: reg, Logger: log, JobOptions: planner.JobConfig, Resync: cfg.Resync,
+		IsLeader: func() bool { return cfg.Role != "worker" && ready.Load() && n.Store.IsLeader() }}, n.Catalog)
+	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
+		SessionTimeout: cfg.SessionTimeout, Log: log}
+	if err := n.serveHTTP(); err != nil {
+		return n, err
+	}
+	self := cluster.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, MySQLAddr: cfg.MySQLAddr,
+		Role: cfg.Role, Slots: cfg.Slots, Tags: cfg.Tags}
+	keys, err := n.Peers.Start(ctx, cluster.Membership{Self: self, JoinAddr: cfg.Join, JoinTimeout: cfg.JoinTimeout,
+		RootPassword: cfg.RootPassword, DataDir: cfg.DataDir, KeyFile: cfg.SecretKeyFile, Log: log})
+	if err != nil {
+		return n, err
+	}
+	pl := planner.New(reg)
+	n.Catalog.SetKeyring(keys, pl.IsSecret)
+
+	n.engDone = make(chan struct{})
+	go func() { defer close(n.engDone); _ = n.Engine.Run(ctx) }()
+	n.liveDone = make(chan struct{})
+	go func() { defer close(n.liveDone); n.Liveness.Run(ctx) }()
+
+	work := cluster.ClusterWork{Local: n.Engine, L: n.Liveness}
+	fc := sqlfront.Config{Addr: cfg.MySQLAddr, Listener: cfg.MySQLListener, NodeID: cfg.ID, RootPassword: cfg.RootPassword,
+		UsersFile: filepath.Join(cfg.DataDir, "users.db"), Catalog: n.Catalog, Planner: pl,
+		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work}
+	if cfg.TLS != nil {
+		fc.TLS = cfg.TLS.MySQL
+	}
+	if n.Front, err = sqlfront.New(fc); err != nil {
+		return n, err
+	}
+	n.Front.Start()
+	n.started.Store(true)
+	log.Info("sluice ready", "node", cfg.ID, "mysql", n.Front.Addr().String(), "http", n.httpLn.Addr().String(),
+		"raft", cfg.RaftAddr, "data_dir", cfg.DataDir, "tls", cfg.TLS != nil, "key", keys.ID())
+	return n, nil
+}
+
+func (n *Node) serveHTTP() error {
+	ln := n.cfg.HTTPListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+	}
+	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started)
+	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword)
+	n.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if n.cfg.TLS != nil {
+		n.hs.TLSConfig = n.cfg.TLS.HTTP
+		ln = tls.NewListener(ln, n.cfg.TLS.HTTP)
+	}
+	n.httpLn = ln
+	go func() { _ = n.hs.Serve(ln) }()
+	return nil
+}
+
+// MySQLAddr is the address the MySQL front listens on.
+func (n *Node) MySQLAddr() string { return n.Front.Addr().String() }
+
+// HTTPAddr is the address the HTTP endpoints listen on.
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// Close stops the node: the front first, then the jobs (gracefully), then
+// the catalog.
+func (n *Node) Close() error {
+	if n.hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = n.hs.Shutdown(sctx)
+		cancel()
+	}
+	if n.Front != nil {
+		_ = n.Front.Close()
+	}
+	n.cancel()
+	if n.engDone != nil {
+		<-n.engDone // the engine stops every job gracefully when ctx ends
+	}
+	if n.liveDone != nil {
+		<-n.liveDone
+	}
+	var err error
+	if n.Store != nil {
+		err = n.Store.Close()
+	}
+	return errors.Join(err)
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 
 // leaderOf asks a node's /healthz which node leads.
 func leaderOf(n *node) string {
-	resp, err := http.Get("http://" + n.httpAddr + "/healthz")
+	resp, err := n.get("/healthz")
 	if err != nil {
 		return ""
 	}
@@ -31,7 +30,7 @@ func leaderOf(n *node) string {
 }
 
 func nodeIDOf(n *node) string {
-	resp, err := http.Get("http://" + n.httpAddr + "/healthz")
+	resp, err := n.get("/healthz")
 	if err != nil {
 		return ""
 	}

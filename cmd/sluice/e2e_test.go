@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -70,6 +71,16 @@ type node struct {
 	args                       []string // extra flags of the next start
 	log                        *bytes.Buffer
 	cli                        string
+	tls                        *tls.Config // HTTPS to the node's HTTP address when set
+}
+
+// get fetches a path of the node's HTTP address (HTTPS with tls).
+func (n *node) get(path string) (*http.Response, error) {
+	if n.tls == nil {
+		return http.Get("http://" + n.httpAddr + path)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: n.tls}, Timeout: 5 * time.Second}
+	return c.Get("https://" + n.httpAddr + path)
 }
 
 func newNode(t *testing.T) *node {
@@ -117,7 +128,7 @@ func (n *node) waitHealthy() {
 	n.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + n.httpAddr + "/healthz"); err == nil {
+		if resp, err := n.get("/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return

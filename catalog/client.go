@@ -27,7 +27,7 @@ type Forwarder interface {
 }
 
 // ErrNoQuorum: no leader with a quorum took the write within the bound.
-var ErrNoQuorum = errors.New("the catalog has no leader with a quorum: a write needs a majority of the voting members up and connected")
+var ErrNoQuorum = errors.New("the catalog has no leader with a quorum")
 
 // DefaultWriteTimeout bounds one write (all its retries) when the caller's
 // context has no earlier deadline.

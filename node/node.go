@@ -97,12 +97,16 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	rc := raftstore.Config{Dir: filepath.Join(cfg.DataDir, "raft"), NodeID: cfg.ID, Addr: cfg.RaftAddr,
 		// A new node with --join waits to be added; only a new node
 		// without it forms a cluster (of one).
-		Bootstrap: cfg.Join == "", Fast: cfg.FastRaft, Logger: cfg.RaftLogger}
+		// A worker never votes, so it never starts a cluster.
+		Bootstrap: cfg.Join == "" && cfg.Role != "worker", Fast: cfg.FastRaft, Logger: cfg.RaftLogger}
 	if cfg.TLS != nil {
 		rc.ServerTLS, rc.ClientTLS = cfg.TLS.Raft, cfg.TLS.Client
 	}
 	if n.Store, err = raftstore.Open(rc, fsm); err != nil {
 		return n, err
+	}
+	if n.Store.Fresh() && cfg.Join == "" && cfg.Role == "worker" {
+		return n, errors.New("--role worker joins a cluster (it never votes, so it cannot start one): give --join HOST:PORT")
 	}
 	n.Catalog = catalog.New(fsm, n.Store)
 	var ctls *tls.Config
@@ -151,7 +155,7 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	work := cluster.ClusterWork{Local: n.Engine, L: n.Liveness}
 	fc := sqlfront.Config{Addr: cfg.MySQLAddr, Listener: cfg.MySQLListener, NodeID: cfg.ID, RootPassword: cfg.RootPassword,
 		UsersFile: filepath.Join(cfg.DataDir, "users.db"), Catalog: n.Catalog, Planner: pl,
-		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work}
+		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work, Members: n.Peers}
 	if cfg.TLS != nil {
 		fc.TLS = cfg.TLS.MySQL
 	}

@@ -32,6 +32,9 @@ type DropJob struct {
 	Name     string
 }
 
+// RemoveNode is REMOVE NODE 'id': the node leaves the cluster for good.
+type RemoveNode struct{ ID string }
+
 // PauseJob is PAUSE SYNC JOB.
 type PauseJob struct{ Name string }
 
@@ -62,6 +65,7 @@ type ExplainCreate struct{ Create *CreateJob }
 func (*CreateJob) statement()     {}
 func (*DropJob) statement()       {}
 func (*PauseJob) statement()      {}
+func (*RemoveNode) statement()    {}
 func (*ResumeJob) statement()     {}
 func (*AlterJob) statement()      {}
 func (*ShowJobs) statement()      {}

@@ -500,6 +500,15 @@ func (p *parser) statement() (Statement, error) {
 		}
 		name, err := p.name("job name")
 		return &DropJob{IfExists: ifExists, Name: name}, err
+	case p.isKeyword("REMOVE"):
+		if err := p.keyword("REMOVE", "NODE"); err != nil {
+			return nil, err
+		}
+		t := p.tok
+		if t.kind != tString && t.kind != tQuotedIdent && t.kind != tIdent {
+			return nil, p.errHere("expected a node id (as sluice.nodes.node_id shows it, quoted: 'node-…')")
+		}
+		return &RemoveNode{ID: t.text}, p.advance()
 	case p.isKeyword("PAUSE"):
 		if err := p.keyword("PAUSE", "SYNC", "JOB"); err != nil {
 			return nil, err
@@ -638,6 +647,8 @@ func IsDialect(text string) bool {
 	switch words[0] {
 	case "PAUSE", "RESUME":
 		return true
+	case "REMOVE":
+		return len(words) > 1 && words[1] == "NODE"
 	case "CREATE", "DROP", "ALTER":
 		return len(words) > 1 && words[1] == "SYNC"
 	case "SHOW", "EXPLAIN":

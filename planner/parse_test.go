@@ -28,6 +28,8 @@ func TestParse(t *testing.T) {
 		{"show sync jobs like 'o%'", &ShowJobs{Like: "o%", HasLike: true}},
 		{"SHOW CREATE SYNC JOB `ü`", &ShowCreateJob{Name: "ü"}},
 		{"EXPLAIN SYNC JOB j", &ExplainJob{Name: "j"}},
+		{"REMOVE NODE 'node-1a'", &RemoveNode{ID: "node-1a"}},
+		{"remove node `n2`", &RemoveNode{ID: "n2"}},
 		{"EXPLAIN CREATE SYNC JOB j FROM a () TO b ()",
 			&ExplainCreate{Create: &CreateJob{Name: "j", Source: ConnectorClause{Name: "a", Pos: 31}, Sink: ConnectorClause{Name: "b", Pos: 39}}}},
 	}
@@ -62,6 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"CREATE SYNC JOB j FROM d () TO b (); DROP SYNC JOB j", "unexpected text after the statement", 1, 38},
 		{"PAUSE JOB j", "expected SYNC", 1, 7},
 		{"PAUSE SYNC JOB", "expected job name", 1, 15},
+		{"REMOVE NODE", "expected a node id", 1, 12},
+		{"REMOVE USER x", "expected NODE", 1, 8},
 		{"ALTER SYNC JOB j SET ()", "at least one option", 1, 24},
 		{"SHOW SYNC JOBS LIKE x", "expected a quoted pattern", 1, 21},
 		{"DROP SYNC JOB /* open", "unterminated comment", 1, 15},
@@ -114,7 +118,7 @@ func TestIsDialectAndSplit(t *testing.T) {
 	for q, want := range map[string]bool{
 		"CREATE SYNC JOB x": true, " /* c */ create sync job": true, "SHOW SYNC JOBS": true, "show create sync job x": true,
 		"EXPLAIN SYNC JOB x": true, "explain create sync job": true, "PAUSE anything": true, "resume": true,
-		"ALTER SYNC JOB j": true, "DROP SYNC JOB j": true,
+		"ALTER SYNC JOB j": true, "DROP SYNC JOB j": true, "REMOVE NODE 'n'": true, "REMOVE x": false,
 		"SELECT 1": false, "CREATE TABLE t": false, "SHOW TABLES": false, "EXPLAIN SELECT 1": false, "SHOW CREATE TABLE t": false,
 		"": false, "-- only a comment": false, "DROP TABLE sync": false,
 	} {

@@ -71,7 +71,7 @@ func privilegeOf(st planner.Statement) sql.PrivilegeType {
 	switch st.(type) {
 	case *planner.CreateJob:
 		return sql.PrivilegeType_Create
-	case *planner.DropJob:
+	case *planner.DropJob, *planner.RemoveNode:
 		return sql.PrivilegeType_Drop
 	case *planner.PauseJob, *planner.ResumeJob, *planner.AlterJob:
 		return sql.PrivilegeType_Alter
@@ -173,6 +173,14 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 			}
 			return okResult(true), nil
 		}
+	case *planner.RemoveNode:
+		if s.cfg.Members == nil {
+			return nil, fmt.Errorf("REMOVE NODE: this server runs without cluster membership")
+		}
+		if err := s.cfg.Members.RemoveNode(ctx, st.ID); err != nil {
+			return nil, err
+		}
+		return okResult(true), nil
 	case *planner.ShowJobs:
 		return s.showJobs(st), nil
 	case *planner.ShowCreateJob:

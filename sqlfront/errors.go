@@ -26,6 +26,7 @@ import (
 //	state does not allow the statement 1221 ER_WRONG_USAGE            HY000
 //	privilege missing                  1227 ER_SPECIFIC_ACCESS_DENIED 42000
 //	unique value used by another job   1231 ER_WRONG_VALUE_FOR_VAR    42000
+//	REMOVE NODE of an unknown node     1210 ER_WRONG_ARGUMENTS        HY000
 //	changed concurrently, run again    1213 ER_LOCK_DEADLOCK          40001
 //	outcome unknown (leader changed)   1105 ER_UNKNOWN_ERROR          HY000
 //	no quorum: writes cannot commit    1290 ER_OPTION_PREVENTS_STMT   HY000
@@ -81,6 +82,8 @@ func toSQLError(err error) error {
 		return sqlError(mysql.ERSpecifiedAccessDenied, ss42000, "%s", msg)
 	case errors.Is(err, catalog.ErrClaimTaken):
 		return sqlError(mysql.ERWrongValueForVar, ss42000, "%s", msg)
+	case errors.Is(err, catalog.ErrNodeNotFound):
+		return sqlError(mysql.ERWrongArguments, mysql.SSUnknownSQLState, "%s (see sluice.nodes.node_id)", msg)
 	case errors.Is(err, catalog.ErrConflict):
 		return sqlError(mysql.ERLockDeadlock, "40001", "%s", msg)
 	case errors.Is(err, raftstore.ErrLeadershipLost) && errors.Is(err, catalog.ErrNoQuorum):
@@ -92,7 +95,7 @@ func toSQLError(err error) error {
 			"the catalog leader changed while this statement was committing, so whether it took effect is unknown; look before you retry: %s", msg)
 	case errors.Is(err, catalog.ErrNoQuorum), errors.Is(err, raftstore.ErrNotLeader):
 		return sqlError(mysql.EROptionPreventsStatement, mysql.SSUnknownSQLState,
-			"the catalog cannot take writes now (reads still answer): %s", msg)
+			"the catalog cannot take writes now: a write needs a majority of the voting members up and connected (reads still answer): %s", msg)
 	}
 	return sqlError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "%s", msg)
 }

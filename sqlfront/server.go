@@ -37,6 +37,7 @@ type Config struct {
 	Runtime      Runtime
 	Cluster      Cluster
 	Liveness     Liveness      // optional: heartbeat records for sluice.nodes
+	Members      Members       // REMOVE NODE (nil: refused)
 	ApplyTimeout time.Duration // bound on each catalog write of a statement
 	// TLS, when set, is offered to clients, and a client that does not
 	// ask for it is refused.

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -62,6 +63,11 @@ type Runtime interface {
 	Slots() []exec.SlotRow
 	SlotUsage() (total, used int)
 	MetricRows() []exec.MetricRow
+}
+
+// Members changes the cluster's membership (cluster.Peers implements it).
+type Members interface {
+	RemoveNode(ctx context.Context, id string) error
 }
 
 // Liveness is what sluice.nodes reads of the leader's heartbeat records

@@ -207,6 +207,13 @@ func TestClusterJoin(t *testing.T) {
 		t.Fatalf("joining through a dead address: %v\n%s", err, out)
 	}
 
+	// A new worker without --join cannot start a cluster (it never votes).
+	out, err = exec.Command(binary, "server", "--data-dir", d.dir, "--mysql-addr", d.mysqlAddr, "--http-addr", d.httpAddr,
+		"--raft-addr", d.raftA, "--role", "worker").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--role worker joins a cluster") {
+		t.Fatalf("a new worker without --join: %v\n%s", err, out)
+	}
+
 	// The whole cluster killed and restarted (without --join): every job,
 	// user and node is back.
 	for _, n := range all {
@@ -214,6 +221,9 @@ func TestClusterJoin(t *testing.T) {
 	}
 	for _, n := range all {
 		n.args = clusterArgs
+		if n == w {
+			n.args = append([]string{"--role", "worker"}, clusterArgs...) // a restart keeps its role only if asked to
+		}
 		n.startAsync()
 	}
 	for _, n := range all {
@@ -258,9 +268,32 @@ func TestClusterJoin(t *testing.T) {
 		return alive[1].sql("SELECT COUNT(*) FROM sluice.events WHERE kind = 'NODE_DOWN' AND message LIKE '%"+leader+"%'") != "0"
 	})
 
+	// REMOVE NODE decommissions the dead node for good, from a node that
+	// does not lead; an unknown id and the leader itself are refused.
+	follower := alive[0]
+	if leaderOf(follower) == nodeIDOf(follower) {
+		follower = alive[1]
+	}
+	if out, err := follower.run("REMOVE NODE 'no-such-node'"); err == nil || !strings.Contains(out, "1210") {
+		t.Fatalf("REMOVE NODE of an unknown node: %v %s", err, out)
+	}
+	if out, err := follower.run("REMOVE NODE '" + leaderOf(follower) + "'"); err == nil || !strings.Contains(out, "leader") {
+		t.Fatalf("REMOVE NODE of the leader: %v %s", err, out)
+	}
+	follower.sql("REMOVE NODE '" + leader + "'")
+	for _, n := range append(alive, w) {
+		n.waitFor("three members after REMOVE NODE", func() bool {
+			return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 &&
+				n.int("SELECT COUNT(*) FROM sluice.nodes WHERE node_id = '"+leader+"'") == 0
+		})
+	}
+
 	// Quorum lost (one voter of three left): a write fails within the
 	// bound, naming the quorum — refused (1290), or, when the survivor
 	// led and had appended it, with its outcome unknown; reads answer.
+	if got := alive[1].sql("SELECT GROUP_CONCAT(raft_state ORDER BY raft_state) FROM sluice.nodes"); got != "Follower,Leader,Non-voter" {
+		t.Fatalf("before the quorum loss: %s", got)
+	}
 	alive[0].kill9()
 	began := time.Now()
 	out2, err := alive[1].run("DROP SYNC JOB h")

@@ -108,10 +108,7 @@ func parseFlags(args []string) (*options, error) {
 	}
 	switch o.role {
 	case "hybrid", "master":
-	case "worker":
-		if o.join == "" {
-			return nil, errors.New("--role worker joins a cluster (it never votes, so it cannot start one): give --join HOST:PORT")
-		}
+	case "worker": // a new worker must --join (checked once the data dir is open)
 	default:
 		return nil, fmt.Errorf("--role %q: want hybrid, master or worker", o.role)
 	}

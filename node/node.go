@@ -155,7 +155,7 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	work := cluster.ClusterWork{Local: n.Engine, L: n.Liveness}
 	fc := sqlfront.Config{Addr: cfg.MySQLAddr, Listener: cfg.MySQLListener, NodeID: cfg.ID, RootPassword: cfg.RootPassword,
 		UsersFile: filepath.Join(cfg.DataDir, "users.db"), Catalog: n.Catalog, Planner: pl,
-		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work, Members: n.Peers}
+		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work, Members: n.Peers, Reads: n.Peers}
 	if cfg.TLS != nil {
 		fc.TLS = cfg.TLS.MySQL
 	}

@@ -243,6 +243,23 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	return s.Barrier(ctx)
 }
 
+// VerifyLeader confirms with a quorum that this node still leads (a
+// read-index check: a leader cut off from its quorum fails it).
+func (s *Store) VerifyLeader(ctx context.Context) error {
+	if _, err := timeout(ctx); err != nil {
+		return err
+	}
+	f := s.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return translate(err)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: confirming leadership: %v", ErrTimeout, ctx.Err())
+	}
+}
+
 // Barrier blocks until every entry committed before it is applied to the FSM.
 func (s *Store) Barrier(ctx context.Context) error {
 	d, err := timeout(ctx)

@@ -113,6 +113,8 @@ type sysTable struct {
 	schema sql.Schema
 	pk     []int // ordinals of primary-key columns (documentation for BI tools)
 	rows   func(ctx *sql.Context) []sql.Row
+	// barrier runs before each scan (a linearizable read waits there).
+	barrier func(ctx *sql.Context) error
 }
 
 func (t *sysTable) Name() string               { return t.name }
@@ -128,6 +130,11 @@ func (t *sysTable) Partitions(*sql.Context) (sql.PartitionIter, error) {
 }
 
 func (t *sysTable) PartitionRows(ctx *sql.Context, _ sql.Partition) (sql.RowIter, error) {
+	if t.barrier != nil {
+		if err := t.barrier(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return &rowIter{rows: t.rows(ctx)}, nil
 }
 

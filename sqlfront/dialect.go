@@ -88,6 +88,16 @@ func (s *Server) dialect(ctx context.Context, c *mysql.Conn, text string) (*sqlt
 	if err := s.authorize(ctx, c, text, privilegeOf(st)); err != nil {
 		return nil, err
 	}
+	switch st.(type) {
+	case *planner.ShowJobs, *planner.ShowCreateJob, *planner.ExplainJob:
+		sctx, err := s.sm.NewContextWithQuery(ctx, c, text)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.readBarrier(sctx); err != nil {
+			return nil, err
+		}
+	}
 	actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	return s.Exec(actx, st)

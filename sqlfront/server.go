@@ -12,6 +12,7 @@ import (
 	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/server"
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/sirupsen/logrus"
 
@@ -38,6 +39,7 @@ type Config struct {
 	Cluster      Cluster
 	Liveness     Liveness      // optional: heartbeat records for sluice.nodes
 	Members      Members       // REMOVE NODE (nil: refused)
+	Reads        Reads         // linearizable reads (nil: local reads only)
 	ApplyTimeout time.Duration // bound on each catalog write of a statement
 	// TLS, when set, is offered to clients, and a client that does not
 	// ask for it is refused.
@@ -88,6 +90,9 @@ func New(cfg Config) (*Server, error) {
 		logrus.SetLevel(logrus.ErrorLevel)
 		// System variables are process-global in GMS.
 		_ = sql.SystemVariables.AssignValues(map[string]interface{}{"version": Version, "version_comment": "sluice"}) // connectors refuse a server that answers this (mysqlconn.SluiceVersionComment)
+		sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{&sql.MysqlSystemVariable{
+			Name: ReadConsistencyVar, Scope: sql.GetMysqlScope(sql.SystemVariableScope_Both), Dynamic: true,
+			Type: types.NewSystemEnumType(ReadConsistencyVar, "local", "linearizable"), Default: "local"}})
 	})
 	s.engine = sqle.NewDefault(provider{db: newSysDB(s.systemTables()...)})
 	if err := s.setupUsers(); err != nil {

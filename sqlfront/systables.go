@@ -84,8 +84,43 @@ type Cluster interface {
 	Servers() ([]raftstore.Server, error)
 }
 
+// Reads makes a read linearizable (cluster.Peers implements it): it
+// returns once this node has applied every write acknowledged anywhere
+// before the call.
+type Reads interface {
+	ReadBarrier(ctx context.Context) error
+}
+
+// ReadConsistencyVar is the session variable that chooses how system
+// tables and SHOW statements read: 'local' (default: this node's copy, on
+// a follower possibly a moment behind) or 'linearizable' (first catch up
+// with the leader, which confirms it still leads).
+const ReadConsistencyVar = "sluice_read_consistency"
+
+// readBarrier waits for linearizable reads when the session asks for them.
+func (s *Server) readBarrier(ctx *sql.Context) error {
+	v, err := ctx.GetSessionVariable(ctx, ReadConsistencyVar)
+	if err != nil || v != "linearizable" || s.cfg.Reads == nil {
+		return nil
+	}
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := s.cfg.Reads.ReadBarrier(bctx); err != nil {
+		return toSQLError(fmt.Errorf("a linearizable read needs the leader (set %s = 'local' to read this node's copy): %w", ReadConsistencyVar, err))
+	}
+	return nil
+}
+
 // systemTables builds the tables of the sluice database.
 func (s *Server) systemTables() []*sysTable {
+	tables := s.tableList()
+	for _, t := range tables {
+		t.barrier = s.readBarrier
+	}
+	return tables
+}
+
+func (s *Server) tableList() []*sysTable {
 	cat := s.cfg.Catalog
 	return []*sysTable{
 		{

@@ -134,6 +134,12 @@ func TestClusterJoin(t *testing.T) {
 	if out := c.sql("EXPLAIN SYNC JOB g"); out == "" {
 		t.Fatal("EXPLAIN on a follower says nothing")
 	}
+	if out := c.sql("SET sluice_read_consistency = 'linearizable'; SELECT COUNT(*) FROM sluice.jobs WHERE name = 'g'; SHOW SYNC JOBS"); !strings.HasPrefix(out, "1") {
+		t.Fatalf("a linearizable read on a follower: %s", out)
+	}
+	if out, err := c.run("SET sluice_read_consistency = 'sometimes'"); err == nil {
+		t.Fatalf("a bad read consistency was accepted: %s", out)
+	}
 	if out := c.sql("SHOW SYNC JOBS"); !strings.Contains(out, "g") {
 		t.Fatalf("SHOW SYNC JOBS on a follower: %s", out)
 	}
@@ -303,6 +309,9 @@ func TestClusterJoin(t *testing.T) {
 	t.Logf("a write without a quorum failed after %s: %s", time.Since(began).Round(time.Millisecond), out2)
 	if took := time.Since(began); took > 15*time.Second {
 		t.Fatalf("a write without a quorum took %s to fail", took)
+	}
+	if out, err := alive[1].run("SET sluice_read_consistency = 'linearizable'; SELECT COUNT(*) FROM sluice.jobs"); err == nil || !strings.Contains(out, "linearizable read needs the leader") {
+		t.Fatalf("a linearizable read without a quorum: %v %s", err, out)
 	}
 	if got := alive[1].int("SELECT COUNT(*) FROM sluice.jobs WHERE name IN ('g', 's')"); got != 2 {
 		t.Fatalf("reads without a quorum: %d jobs", got)

@@ -4,7 +4,7 @@ BIN     := bin/sluice
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 # Packages with goroutines of their own: tested under the race detector.
-RACE_PKGS := ./exec/... ./catalog/... ./raftstore/... ./sqlfront/... ./connectors/...
+RACE_PKGS := ./exec/... ./catalog/... ./raftstore/... ./sqlfront/... ./connectors/... ./cluster/... ./node/...
 
 .PHONY: all build run test check race unit fuzz bench soak fmt vet clean demo
 

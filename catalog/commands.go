@@ -191,6 +191,10 @@ type Result struct {
 	Index   uint64 // Raft index of the entry that decided it (set by the client)
 }
 
+// Encode frames a command as it enters the Raft log (for tools and tests
+// that send one through a Forwarder themselves).
+func Encode(t CmdType, v any) ([]byte, error) { return encode(t, v) }
+
 // encode frames a command: one type byte (with FlagSkippable for the
 // types that carry it), then JSON.
 func encode(t CmdType, v any) ([]byte, error) {

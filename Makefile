@@ -53,7 +53,7 @@ soak:
 	@SOAK=$(SOAK) $(GO) test ./cmd/sluice -run '^TestRandomizedCrash$$' -count=1 -timeout 4h -v 2>&1 | tee bench/out/soak.log | grep -E '^(crash test:|--- FAIL|    --- FAIL)'
 
 ## bench: side-by-side benchmarks; JSON reports in bench/out/
-bench:
+bench: build
 	$(GO) run ./bench -out bench/out
 
 clean:

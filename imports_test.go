@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"raftstore":  {},
 	"exec":       {"catalog", "connectors"},
 	"connectors": {"connectors"},
-	"bench":      {"exec", "catalog", "connectors", "raftstore", "planner", "internal"},
+	"bench":      {"node", "exec", "catalog", "connectors", "raftstore", "planner", "internal"},
 	"internal":   {"node", "sqlfront", "planner", "catalog", "raftstore", "exec", "connectors"},
 }
 

@@ -30,7 +30,10 @@ type Figure struct {
 	Ratio    float64 `json:"ratio,omitempty"`
 	Floor    float64 `json:"floor,omitempty"`
 	Goal     float64 `json:"goal,omitempty"`
-	Note     string  `json:"note,omitempty"`
+	// Max makes Floor and Goal absolute upper bounds on Value (a latency),
+	// instead of lower bounds on Ratio.
+	Max  bool   `json:"max,omitempty"`
+	Note string `json:"note,omitempty"`
 }
 
 func main() {
@@ -46,6 +49,7 @@ func run() error {
 	out := flag.String("out", "bench/out", "output directory")
 	cdcRows := flag.Int("cdc-rows", 1_000_000, "rows of the CDC benchmark table")
 	only := flag.String("only", "", "run only the report with this file name")
+	bin := flag.String("sluice", "bin/sluice", "the sluice binary (failover runs real processes)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
 	if *profile != "" {
@@ -68,6 +72,8 @@ func run() error {
 	}{
 		{"engine_overhead.json", func() ([]Figure, error) { return engineOverhead(*rows, *runs) }},
 		{"checkpoint_commit.json", func() ([]Figure, error) { return checkpointCommit(500) }},
+		{"cluster_commit.json", func() ([]Figure, error) { return clusterCommit(500) }},
+		{"failover.json", func() ([]Figure, error) { return failover(*bin, 10) }},
 		{"checkpoint_cost.json", func() ([]Figure, error) { return checkpointCost(5**rows, *runs) }}, // runs of several seconds: several checkpoints each
 		{"cdc_mysql.json", func() ([]Figure, error) { return cdcBench(*cdcRows) }},
 		{"starrocks_e2e.json", func() ([]Figure, error) { return starrocksBench(10) }},
@@ -94,7 +100,16 @@ func run() error {
 func printFigures(figs []Figure) {
 	for _, f := range figs {
 		line := fmt.Sprintf("%-32s %14.3f %s", f.Name, f.Value, f.Unit)
-		if f.Baseline != "" {
+		absolute := ""
+		if f.Max && f.Floor > 0 {
+			absolute = fmt.Sprintf("  (at most %g %s: ", f.Floor, f.Unit)
+			if f.Value <= f.Floor {
+				absolute += "met)"
+			} else {
+				absolute += "NOT MET)"
+			}
+		}
+		if f.Baseline != "" && !f.Max {
 			verdict := ""
 			if f.Floor > 0 {
 				verdict = "  (floor " + fmt.Sprint(f.Floor) + ": "
@@ -105,8 +120,10 @@ func printFigures(figs []Figure) {
 				}
 			}
 			line += fmt.Sprintf("   ratio %.3f vs %s%s", f.Ratio, f.Baseline, verdict)
+		} else if f.Baseline != "" {
+			line += fmt.Sprintf("   ratio %.3f vs %s", f.Ratio, f.Baseline)
 		}
-		fmt.Println(line)
+		fmt.Println(line + absolute)
 	}
 }
 

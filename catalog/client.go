@@ -132,7 +132,7 @@ func (c *Catalog) apply(ctx context.Context, t CmdType, cmd carrier) (Result, er
 			return Result{}, fmt.Errorf("catalog: %w (last: %v)", ErrNoQuorum, err)
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
+		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 }
 

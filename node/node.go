@@ -49,8 +49,11 @@ type Config struct {
 	Registry   *connectors.Registry
 	Logger     *slog.Logger
 	RaftLogger hclog.Logger
-	FastRaft   bool          // short Raft timeouts (tests on loopback)
-	Resync     time.Duration // executor's catalog poll (0: default)
+	FastRaft   bool // short Raft timeouts (tests on loopback)
+	// SnapshotThreshold and TrailingLogs override the Raft snapshot policy
+	// (0: raftstore's defaults; tests make snapshots happen).
+	SnapshotThreshold, TrailingLogs uint64
+	Resync                          time.Duration // executor's catalog poll (0: default)
 }
 
 // Node is a running node.
@@ -98,7 +101,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 		// A new node with --join waits to be added; only a new node
 		// without it forms a cluster (of one).
 		// A worker never votes, so it never starts a cluster.
-		Bootstrap: cfg.Join == "" && cfg.Role != "worker", Fast: cfg.FastRaft, Logger: cfg.RaftLogger}
+		Bootstrap: cfg.Join == "" && cfg.Role != "worker", Fast: cfg.FastRaft, Logger: cfg.RaftLogger,
+		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs}
 	if cfg.TLS != nil {
 		rc.ServerTLS, rc.ClientTLS = cfg.TLS.Raft, cfg.TLS.Client
 	}

@@ -56,6 +56,10 @@ func applyHandler(cat *catalog.Catalog, store *raftstore.Store) http.HandlerFunc
 			http.Error(w, "POST an encoded catalog command", http.StatusMethodNotAllowed)
 			return
 		}
+		if cat.Keyring() == nil { // starting: the key is not loaded yet
+			http.Error(w, "this node is starting", http.StatusMisdirectedRequest)
+			return
+		}
 		if !authorized(cat, r) {
 			http.Error(w, "a forwarded write needs the node token of this cluster", http.StatusUnauthorized)
 			return

@@ -64,6 +64,7 @@ type Liveness struct {
 	mu          sync.Mutex
 	leading     bool
 	leaderSince time.Time
+	lastReceive time.Time            // the last heartbeat this node received as leader
 	seen        map[string]time.Time // leader only
 	reports     map[string]Report    // leader only
 	view        View                 // the latest view this node holds
@@ -132,12 +133,16 @@ func (l *Liveness) receive(rep Report) View {
 	now := time.Now().UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.leading {
+	// Every node (this one included) beats each interval, so a gap of two
+	// means this node stopped leading in between, however briefly: what
+	// it heard before is stale.
+	if !l.leading || now.Sub(l.lastReceive) > 2*l.Interval {
 		// A new leader knows no heartbeats yet: every node gets a full
 		// session from now before it can be judged DOWN.
 		l.leading, l.leaderSince = true, now
 		l.seen, l.reports = map[string]time.Time{}, map[string]Report{}
 	}
+	l.lastReceive = now
 	l.seen[rep.Node] = now
 	l.reports[rep.Node] = rep
 	v := View{Leader: l.Self, At: now, Seen: map[string]Seen{}, Reports: map[string]Report{}}

@@ -59,9 +59,14 @@ func (c ClusterWork) MetricRows() []exec.MetricRow {
 }
 
 // NodeSeen is a node's last heartbeat and status as the leader saw it,
-// and its slots in use as it reported them.
+// and its slots in use as it reported them. A view older than a session
+// (no leader answered this node's heartbeats since) is not used: the
+// caller falls back to the status the catalog recorded.
 func (c ClusterWork) NodeSeen(id string) (last time.Time, status string, slotsUsed int, ok bool) {
 	v := c.L.View()
+	if time.Since(v.At) > c.L.SessionTimeout {
+		return time.Time{}, "", 0, false
+	}
 	s, ok := v.Seen[id]
 	return s.Last, s.Status, v.Reports[id].SlotsUsed, ok
 }

@@ -118,6 +118,13 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 		ctls = cfg.TLS.Client
 	}
 	n.Peers = cluster.NewPeers(n.Store, n.Catalog, ctls)
+	// A restarting member answers node calls (forwarded writes when it is
+	// elected) as soon as it serves HTTP: its key is loaded first.
+	if key, err := cluster.LoadKey(cfg.DataDir, cfg.SecretKeyFile); err == nil && key != nil {
+		if keys, err := catalog.NewKeyring(key); err == nil {
+			n.Catalog.SetKeyring(keys, nil)
+		}
+	}
 	n.Catalog.SetForwarder(n.Peers)
 	for _, a := range []struct{ what, addr string }{{"MySQL", cfg.MySQLAddr}, {"HTTP", cfg.HTTPAddr}, {"Raft", cfg.RaftAddr}} {
 		if cfg.TLS == nil && !IsLoopback(a.addr) {

@@ -76,7 +76,10 @@ func (p provider) HasDatabase(_ *sql.Context, name string) bool {
 
 func (p provider) AllDatabases(*sql.Context) []sql.Database { return []sql.Database{p.db} }
 
-var globalsOnce sync.Once
+var (
+	globalsOnce sync.Once
+	engineMu    sync.Mutex // see New
+)
 
 // New builds the server; Start serves it.
 func New(cfg Config) (*Server, error) {
@@ -94,7 +97,12 @@ func New(cfg Config) (*Server, error) {
 			Name: ReadConsistencyVar, Scope: sql.GetMysqlScope(sql.SystemVariableScope_Both), Dynamic: true,
 			Type: types.NewSystemEnumType(ReadConsistencyVar, "local", "linearizable"), Default: "local"}})
 	})
+	// GMS initialises process-global status variables in every new
+	// engine: two nodes of one process (tests, benchmarks) must not build
+	// theirs at once.
+	engineMu.Lock()
 	s.engine = sqle.NewDefault(provider{db: newSysDB(s.systemTables()...)})
+	engineMu.Unlock()
 	if err := s.setupUsers(); err != nil {
 		return nil, err
 	}

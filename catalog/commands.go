@@ -52,6 +52,9 @@ var (
 	ErrNodeNotFound = errors.New("node does not exist")
 )
 
+// AtAttempt is SetJobState.Attempt for attempt n.
+func AtAttempt(n int) *int { return &n }
+
 // Meta is carried by every command. RequestID makes a retried command
 // idempotent: the state machine remembers the outcome of the last
 // MaxRequests request ids and answers a repeat with it instead of applying
@@ -108,9 +111,17 @@ type SetJobState struct {
 	IncRestarts bool       `json:"inc_restarts,omitempty"`
 	// NewAttempt starts a new attempt: tasks about to run take its number,
 	// and checkpoints of earlier attempts are refused from now on.
-	NewAttempt bool      `json:"new_attempt,omitempty"`
-	Reason     string    `json:"reason,omitempty"` // message of the event recorded
-	Time       time.Time `json:"time"`
+	NewAttempt bool `json:"new_attempt,omitempty"`
+	// Attempt, when set, fences the change: it is refused with
+	// ErrStaleAttempt unless the job's current attempt is *Attempt. The
+	// executor sets it on every change it makes (the attempt its run
+	// belongs to, or the one it read before starting a new one), so a
+	// zombie — an old leader or a worker that was paused and came back —
+	// cannot change the state of a job another attempt now runs. Users'
+	// statements (PAUSE, RESUME) leave it nil.
+	Attempt *int      `json:"attempt,omitempty"`
+	Reason  string    `json:"reason,omitempty"` // message of the event recorded
+	Time    time.Time `json:"time"`
 }
 
 // AlterJob replaces a job's WITH options (and the plan derived from them).
@@ -178,7 +189,8 @@ type CommitCheckpoint struct {
 }
 
 // FailCheckpoint records a checkpoint that failed or timed out. It never
-// touches completed checkpoints.
+// touches completed checkpoints, and is refused (ErrStaleAttempt) from an
+// attempt other than the job's current one.
 type FailCheckpoint struct {
 	Meta
 	Checkpoint Checkpoint `json:"checkpoint"`

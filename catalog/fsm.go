@@ -366,6 +366,10 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	if !ok || (c.JobID != 0 && old.ID != c.JobID) {
 		return fmt.Errorf("%w: %s", ErrJobNotFound, c.Name)
 	}
+	// Invariant (fencing): a change made for one attempt cannot touch another.
+	if c.Attempt != nil && *c.Attempt != old.Attempt {
+		return fmt.Errorf("%w: job %s is at attempt %d, the change to %s was made for attempt %d", ErrStaleAttempt, old.Name, old.Attempt, c.To, *c.Attempt)
+	}
 	if len(c.From) > 0 && !containsState(c.From, old.State) {
 		return fmt.Errorf("%w: %s is %s, expected %s", ErrBadTransition, old.Name, old.State, joinStates(c.From))
 	}
@@ -528,6 +532,10 @@ func applyFailCheckpoint(s *state, _ uint64, c *FailCheckpoint) any {
 	j, ok := s.Jobs[key(cp.Job)]
 	if !ok || j.ID != cp.JobID {
 		return fmt.Errorf("%w: %s", ErrJobNotFound, cp.Job)
+	}
+	// Invariant (fencing): only the current attempt records failures.
+	if cp.Attempt != j.Attempt {
+		return fmt.Errorf("%w: job %s checkpoint %d failure from attempt %d, current attempt is %d", ErrStaleAttempt, j.Name, cp.ID, cp.Attempt, j.Attempt)
 	}
 	cp.State = CheckpointFailed
 	cp.Tasks = nil

@@ -185,3 +185,25 @@ func TestKeyringSealOpen(t *testing.T) {
 		t.Fatal("key in value")
 	}
 }
+
+// A state change or checkpoint failure made for one attempt cannot touch
+// a job another attempt now runs (a zombie: a paused old leader or worker
+// that comes back).
+func TestAttemptFencing(t *testing.T) {
+	f := newFixture(t)
+	f.mustOK(CmdCreateJob, sampleCreate("a"))
+	j := f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Running, NewAttempt: true, Attempt: AtAttempt(0), Time: t0}).Job
+	if j.Attempt != 1 {
+		t.Fatalf("attempt %d", j.Attempt)
+	}
+	// Another leader starts attempt 2; the zombie's run was attempt 1.
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", From: []JobState{Running}, To: Running, NewAttempt: true, Attempt: AtAttempt(1), Time: t0})
+	f.mustErr(CmdSetJobState, SetJobState{Name: "a", From: []JobState{Running}, To: Failed, Error: "zombie", Attempt: AtAttempt(1), Time: t0}, ErrStaleAttempt)
+	f.mustErr(CmdSetJobState, SetJobState{Name: "a", From: []JobState{Running}, To: Running, NewAttempt: true, Attempt: AtAttempt(1), Time: t0}, ErrStaleAttempt)
+	fc := ckpt(1, 5, 1)
+	fc.Error = "zombie timeout"
+	f.mustErr(CmdFailCheckpoint, FailCheckpoint{Checkpoint: fc}, ErrStaleAttempt)
+	// Users' statements are not fenced; the current attempt is.
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", From: []JobState{Running}, To: Finished, Attempt: AtAttempt(2), Time: t0})
+	f.mustOK(CmdSetJobState, SetJobState{Name: "a", To: Paused, Time: t0})
+}

@@ -257,7 +257,7 @@ func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
 	e.mu.Unlock()
 	if !ok {
 		if job.Spec.Options["schedule.strategy"] == "reject" {
-			e.transition(ctx, job, []catalog.JobState{job.State}, catalog.Failed,
+			e.transition(ctx, job, job.Attempt, []catalog.JobState{job.State}, catalog.Failed,
 				fmt.Sprintf("needs %d slots, %d free on node %s (schedule.strategy=reject)", n, free, e.cfg.NodeID), "")
 			return
 		}
@@ -274,7 +274,7 @@ func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
 		e.mu.Unlock()
 	}
 	if job.State == catalog.Created {
-		res, err := e.transition(ctx, job, []catalog.JobState{catalog.Created}, catalog.Scheduled, "", fmt.Sprintf("%d tasks on node %s", n, e.cfg.NodeID))
+		res, err := e.transition(ctx, job, job.Attempt, []catalog.JobState{catalog.Created}, catalog.Scheduled, "", fmt.Sprintf("%d tasks on node %s", n, e.cfg.NodeID))
 		if err != nil {
 			release()
 			return
@@ -286,7 +286,7 @@ func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
 	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
 	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID,
 		From: []catalog.JobState{catalog.Scheduled, catalog.Restarting, catalog.Running}, To: catalog.Running,
-		NewAttempt: true, Reason: "tasks running"})
+		NewAttempt: true, Attempt: catalog.AtAttempt(job.Attempt), Reason: "tasks running"})
 	cancel()
 	if err != nil {
 		release()
@@ -380,16 +380,16 @@ func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
 		e.retryAt[job.ID] = time.Now().Add(r.ckpt.retryInterval)
 		actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
 		_, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: active, To: catalog.Restarting,
-			Error: r.err.Error(), IncRestarts: true,
+			Error: r.err.Error(), IncRestarts: true, Attempt: catalog.AtAttempt(r.job.Attempt),
 			Reason: fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval)})
 		cancel()
-		if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) {
+		if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) && !errors.Is(err, catalog.ErrStaleAttempt) {
 			e.log.Warn("job state change failed", "job", job.Name, "to", catalog.Restarting, "err", err)
 		}
 	case r.err != nil:
-		e.transition(ctx, job, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
+		e.transition(ctx, job, r.job.Attempt, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
 	case r.finished():
-		e.transition(ctx, job, active, catalog.Finished, "", "every source reached its end")
+		e.transition(ctx, job, r.job.Attempt, active, catalog.Finished, "", "every source reached its end")
 	}
 }
 
@@ -435,13 +435,16 @@ func (e *Engine) stopAll() {
 	wg.Wait()
 }
 
-func (e *Engine) transition(ctx context.Context, job catalog.Job, from []catalog.JobState, to catalog.JobState, errText, reason string) (catalog.Result, error) {
+// transition changes a job's state for attempt (fenced: refused if the
+// job has moved to another attempt meanwhile).
+func (e *Engine) transition(ctx context.Context, job catalog.Job, attempt int, from []catalog.JobState, to catalog.JobState, errText, reason string) (catalog.Result, error) {
 	if job.State == to && errText == job.Error {
 		return catalog.Result{Job: &job}, nil
 	}
 	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: from, To: to, Error: errText, Reason: reason})
+	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: from, To: to, Error: errText, Reason: reason,
+		Attempt: catalog.AtAttempt(attempt)})
 	if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) {
 		e.log.Warn("job state change failed", "job", job.Name, "to", to, "err", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -16,23 +15,11 @@ import (
 	"sluice/connectors"
 	"sluice/connectors/blackhole"
 	"sluice/connectors/datagen"
+	"sluice/internal/testnode"
 	"sluice/node"
 )
 
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-func freeAddr(t *testing.T) string {
-	l := listen(t)
-	defer l.Close()
-	return l.Addr().String()
-}
+var listen, freeAddr = testnode.Listen, testnode.FreeAddr
 
 // start runs an in-process node joining through join ("" bootstraps).
 func start(t *testing.T, id, join string) *node.Node {

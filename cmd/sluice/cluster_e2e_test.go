@@ -43,6 +43,23 @@ func nodeIDOf(n *node) string {
 	return h.Node
 }
 
+// splitLeader finds the leader's id and node among nodes, and the others.
+func splitLeader(t *testing.T, nodes []*node) (id string, leader *node, others []*node) {
+	t.Helper()
+	id = leaderOf(nodes[0])
+	for _, n := range nodes {
+		if nodeIDOf(n) == id {
+			leader = n
+		} else {
+			others = append(others, n)
+		}
+	}
+	if leader == nil {
+		t.Fatalf("no node is the leader %q", id)
+	}
+	return id, leader, others
+}
+
 // runAs runs statements as another user (password on the command line:
 // a test-only user).
 func (n *node) runAs(user, password, q string) (string, error) {
@@ -245,19 +262,7 @@ func TestClusterJoin(t *testing.T) {
 
 	// kill -9 of the leader: a survivor leads and takes writes, and every
 	// survivor sees the dead node go DOWN.
-	leader := leaderOf(a)
-	var dead *node
-	var alive []*node
-	for _, n := range nodes {
-		if nodeIDOf(n) == leader {
-			dead = n
-		} else {
-			alive = append(alive, n)
-		}
-	}
-	if dead == nil {
-		t.Fatalf("no node is the leader %q", leader)
-	}
+	leader, dead, alive := splitLeader(t, nodes)
 	dead.kill9()
 	killed := time.Now()
 	alive[0].waitFor("a write accepted after kill -9 of the leader", func() bool {
@@ -340,16 +345,7 @@ func TestClusterLeaderPaused(t *testing.T) {
 	for _, n := range nodes {
 		n.waitFor("three nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 })
 	}
-	leader := leaderOf(a)
-	var old *node
-	var others []*node
-	for _, n := range nodes {
-		if nodeIDOf(n) == leader {
-			old = n
-		} else {
-			others = append(others, n)
-		}
-	}
+	leader, old, others := splitLeader(t, nodes)
 	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

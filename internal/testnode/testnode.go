@@ -46,7 +46,8 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func listen(t testing.TB) net.Listener {
+// Listen returns a listener on a free loopback port.
+func Listen(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +63,7 @@ func Start(t testing.TB, reg *connectors.Registry, dir string, slots int) *Node 
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	mysqlLn, httpLn := listen(t), listen(t)
+	mysqlLn, httpLn := Listen(t), Listen(t)
 	// The node runs until Close (or the context given to Start ends).
 	n, err := node.Start(context.Background(), node.Config{ID: "n1", DataDir: dir,
 		MySQLAddr: mysqlLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), RaftAddr: FreeAddr(t),

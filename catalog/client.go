@@ -136,11 +136,25 @@ func (c *Catalog) apply(ctx context.Context, t CmdType, cmd carrier) (Result, er
 	}
 }
 
+// nudger is an Applier that can make followers learn the commit index at
+// once (raftstore.Store.Nudge) instead of at Raft's next idle tick.
+type nudger interface{ Nudge() }
+
+// nudged lists the commands a person issues and expects to see at once on
+// every node (a user created on one node logs in on another a moment
+// later). High-rate commands (checkpoints, events, liveness) are left to
+// Raft's own pace: a nudge costs a log entry.
+var nudged = map[CmdType]bool{CmdCreateJob: true, CmdDropJob: true, CmdAlterJob: true, CmdSetJobState: true,
+	CmdSetUsers: true, CmdRegisterNode: true, CmdRemoveNode: true}
+
 // once makes one attempt: on this node's Raft log, or through the leader.
 // The index is that of the entry that decided the command (for a retry
 // deduplicated by its request id: the first one's).
 func (c *Catalog) once(ctx context.Context, data []byte) (any, uint64, error) {
 	resp, index, err := c.raft.Apply(ctx, data)
+	if n, ok := c.raft.(nudger); ok && err == nil && nudged[CmdType(data[0]&^FlagSkippable)] {
+		n.Nudge()
+	}
 	if err == nil || c.fwd == nil || !errors.Is(err, raftstore.ErrNotLeader) {
 		if o, ok := resp.(dedup); ok {
 			return o.resp, o.index, err

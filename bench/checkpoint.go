@@ -157,9 +157,13 @@ func checkpointCost(rows int64, runs int) ([]Figure, error) {
 func engineJob(rows int64, parallelism int, interval string) (sample, error) {
 	cat := catalog.NewLocal()
 	reg := connectors.NewRegistry().MustRegister(datagen.Spec(), blackhole.Spec())
-	eng := exec.New(exec.Config{NodeID: "bench", Registry: reg, JobOptions: planner.JobConfig,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	ctx, cancel := context.WithCancel(context.Background())
+	if err := cat.RegisterNode(ctx, catalog.Node{ID: "bench", Role: "hybrid", Incarnation: "bench"}); err != nil {
+		cancel()
+		return sample{}, err
+	}
+	eng := exec.New(exec.Config{NodeID: "bench", Incarnation: "bench", Registry: reg, JobOptions: planner.JobConfig,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()

@@ -50,6 +50,9 @@ var (
 	// server_id) is already used by another job.
 	ErrClaimTaken   = errors.New("already used by another job")
 	ErrNodeNotFound = errors.New("node does not exist")
+	// ErrBadPlacement: a placement that misses or repeats a task, names an
+	// unknown node or a slot it does not have, or a slot another task holds.
+	ErrBadPlacement = errors.New("placement refused")
 )
 
 // AtAttempt is SetJobState.Attempt for attempt n.
@@ -119,9 +122,14 @@ type SetJobState struct {
 	// zombie — an old leader or a worker that was paused and came back —
 	// cannot change the state of a job another attempt now runs. Users'
 	// statements (PAUSE, RESUME) leave it nil.
-	Attempt *int      `json:"attempt,omitempty"`
-	Reason  string    `json:"reason,omitempty"` // message of the event recorded
-	Time    time.Time `json:"time"`
+	Attempt *int `json:"attempt,omitempty"`
+	// Placement, with NewAttempt, places every task of the new attempt
+	// (checked: each task once, on a registered node, in a slot no other
+	// task holds). A new attempt without it has none; leaving the active
+	// states clears it.
+	Placement []TaskPlacement `json:"placement,omitempty"`
+	Reason    string          `json:"reason,omitempty"` // message of the event recorded
+	Time      time.Time       `json:"time"`
 }
 
 // AlterJob replaces a job's WITH options (and the plan derived from them).

@@ -373,6 +373,14 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	if len(c.From) > 0 && !containsState(c.From, old.State) {
 		return fmt.Errorf("%w: %s is %s, expected %s", ErrBadTransition, old.Name, old.State, joinStates(c.From))
 	}
+	if len(c.Placement) > 0 {
+		if !c.NewAttempt {
+			return fmt.Errorf("%w: job %s: a placement comes with a new attempt", ErrBadPlacement, old.Name)
+		}
+		if err := s.checkPlacement(old, c.Placement); err != nil {
+			return err
+		}
+	}
 	j := *old
 	j.State = c.To
 	j.Error = c.Error
@@ -381,6 +389,10 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	}
 	if c.NewAttempt {
 		j.Attempt++
+		j.Placement = c.Placement
+	}
+	if !c.To.Active() {
+		j.Placement = nil // the slots are free again
 	}
 	j.Version = index
 	j.UpdatedAt = c.Time
@@ -394,6 +406,49 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	}
 	s.event(Event{Time: c.Time, Job: j.Name, Kind: string(c.To), Message: msg})
 	return Result{Job: &j, Applied: true}
+}
+
+// checkPlacement verifies a new placement of job.
+func (s *state) checkPlacement(job *Job, pl []TaskPlacement) error {
+	want := map[[2]int]bool{}
+	for _, p := range job.Plan.Pipelines {
+		for sub := 0; sub < p.Parallelism; sub++ {
+			want[[2]int{p.ID, sub}] = true
+		}
+	}
+	// Invariant: a slot holds one task, ever.
+	held := map[string]string{}
+	slotKey := func(node string, slot int) string { return fmt.Sprintf("%s/%d", node, slot) }
+	for _, o := range s.Jobs {
+		if o.ID == job.ID {
+			continue // its old placement is being replaced
+		}
+		for _, t := range o.Placement {
+			held[slotKey(t.Node, t.Slot)] = o.Name
+		}
+	}
+	for _, t := range pl {
+		k := [2]int{t.Pipeline, t.Subtask}
+		if !want[k] {
+			return fmt.Errorf("%w: job %s has no task %d/%d to place, or it is placed twice", ErrBadPlacement, job.Name, t.Pipeline, t.Subtask)
+		}
+		delete(want, k)
+		n, ok := s.Nodes[t.Node]
+		if !ok {
+			return fmt.Errorf("%w: job %s task %d/%d on unknown node %s", ErrBadPlacement, job.Name, t.Pipeline, t.Subtask, t.Node)
+		}
+		if t.Slot < 0 || (n.Slots > 0 && t.Slot >= n.Slots) {
+			return fmt.Errorf("%w: job %s task %d/%d in slot %d of node %s, which has %d", ErrBadPlacement, job.Name, t.Pipeline, t.Subtask, t.Slot, t.Node, n.Slots)
+		}
+		if other, busy := held[slotKey(t.Node, t.Slot)]; busy {
+			return fmt.Errorf("%w: job %s task %d/%d in slot %d of node %s, held by job %s", ErrBadPlacement, job.Name, t.Pipeline, t.Subtask, t.Slot, t.Node, other)
+		}
+		held[slotKey(t.Node, t.Slot)] = job.Name
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("%w: job %s: %d task(s) left unplaced", ErrBadPlacement, job.Name, len(want))
+	}
+	return nil
 }
 
 func applyAlterJob(s *state, index uint64, c *AlterJob) any {

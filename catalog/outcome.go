@@ -31,6 +31,7 @@ var errorKinds = map[string]error{
 	"conflict":       ErrConflict,
 	"claim_taken":    ErrClaimTaken,
 	"node_not_found": ErrNodeNotFound,
+	"bad_placement":  ErrBadPlacement,
 }
 
 // outcomeOf turns what an apply function returned into an Outcome.

@@ -101,6 +101,10 @@ type Job struct {
 	// Attempt numbers the runs of the job; each start of its tasks takes a
 	// new one. Checkpoints from any other attempt are refused (fencing).
 	Attempt int `json:"attempt"`
+	// Placement says which node and slot runs each task of the current
+	// attempt (empty while the job is not active). Workers run exactly
+	// what it places on them.
+	Placement []TaskPlacement `json:"placement,omitempty"`
 	// Claims are the values this job holds exclusively (see Claim).
 	Claims    []Claim   `json:"claims,omitempty"`
 	Version   uint64    `json:"version"` // Raft index of the last change
@@ -132,6 +136,19 @@ type Node struct {
 	// heartbeat that decided it. Only changes are written.
 	Status   string    `json:"status,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitempty"`
+	// Incarnation changes at every start of the node's process: a task
+	// placed on an earlier incarnation died with it.
+	Incarnation string `json:"incarnation,omitempty"`
+}
+
+// TaskPlacement puts one task (pipeline × subtask) of a job's attempt on a
+// node's slot, for one incarnation of that node.
+type TaskPlacement struct {
+	Pipeline    int    `json:"pipeline"`
+	Subtask     int    `json:"subtask"`
+	Node        string `json:"node"`
+	Slot        int    `json:"slot"`
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Node liveness states.

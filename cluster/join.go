@@ -27,11 +27,14 @@ type JoinRequest struct {
 	Role      string `json:"role"`
 	Slots     int    `json:"slots"`
 	Tags      string `json:"tags"`
+	// Incarnation names this start of the node's process.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Node is the catalog record of the joining node.
 func (r JoinRequest) Node() catalog.Node {
-	return catalog.Node{ID: r.ID, RaftAddr: r.RaftAddr, MySQLAddr: r.MySQLAddr, HTTPAddr: r.HTTPAddr, Role: r.Role, Slots: r.Slots, Tags: r.Tags}
+	return catalog.Node{ID: r.ID, RaftAddr: r.RaftAddr, MySQLAddr: r.MySQLAddr, HTTPAddr: r.HTTPAddr, Role: r.Role, Slots: r.Slots, Tags: r.Tags,
+		Incarnation: r.Incarnation}
 }
 
 // joinAnswer is the leader's answer: the cluster key travels only here.

@@ -68,6 +68,16 @@ type Liveness struct {
 	seen        map[string]time.Time // leader only
 	reports     map[string]Report    // leader only
 	view        View                 // the latest view this node holds
+	answered    time.Time            // the last heartbeat the leader answered (or this node led)
+}
+
+// Connected reports whether this node is in touch with the leader: its
+// last heartbeat was answered (or it led) within the session timeout.
+// Before the first heartbeat it counts as connected.
+func (l *Liveness) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answered.IsZero() || time.Since(l.answered) <= l.SessionTimeout
 }
 
 func (l *Liveness) report() Report {
@@ -101,7 +111,7 @@ func (l *Liveness) beat(ctx context.Context) {
 		v := l.receive(rep)
 		l.judge(ctx)
 		l.mu.Lock()
-		l.view = v
+		l.view, l.answered = v, time.Now()
 		l.mu.Unlock()
 		return
 	}
@@ -123,7 +133,7 @@ func (l *Liveness) beat(ctx context.Context) {
 	var v View
 	if json.Unmarshal(answer, &v) == nil {
 		l.mu.Lock()
-		l.view = v
+		l.view, l.answered = v, time.Now()
 		l.mu.Unlock()
 	}
 }
@@ -150,7 +160,11 @@ func (l *Liveness) receive(rep Report) View {
 		v.Seen[n.ID] = Seen{Last: l.seen[n.ID], Status: l.statusLocked(n.ID, now)}
 	}
 	for id, r := range l.reports {
-		v.Reports[id] = r
+		// A node silent for a session is DOWN: what it last reported
+		// running is not running (its tasks move elsewhere).
+		if now.Sub(l.seen[id]) <= l.SessionTimeout {
+			v.Reports[id] = r
+		}
 	}
 	return v
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"sluice/raftstore"
 )
@@ -18,7 +19,17 @@ func (p *Peers) ReadBarrier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return p.Catalog.FSM().WaitIndex(ctx, index)
+	// Raft's applied index, not the catalog's: the leader's may end in
+	// entries that are no commands (barriers), which the catalog never sees.
+	for p.Store.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catching up to the leader's index %d (at %d): %w", index, p.Store.AppliedIndex(), ctx.Err())
+		case <-p.Catalog.Changed():
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (p *Peers) readIndex(ctx context.Context) (uint64, error) {

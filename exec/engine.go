@@ -20,6 +20,7 @@ import (
 // *catalog.Catalog implements it.
 type Catalog interface {
 	Jobs() []catalog.Job
+	Nodes() []catalog.Node
 	Changed() <-chan struct{}
 	SetJobState(ctx context.Context, cmd catalog.SetJobState) (catalog.Result, error)
 	AddEvent(ctx context.Context, e catalog.Event) error
@@ -44,8 +45,15 @@ type Config struct {
 	// QueueDepth is the number of batches buffered between a task's source
 	// and sink stages; it bounds memory and carries backpressure.
 	QueueDepth int
-	// IsLeader says whether this node coordinates (runs jobs) now.
+	// Incarnation is this start of the node, as registered in the catalog:
+	// the worker runs only tasks placed on it.
+	Incarnation string
+	// IsLeader says whether this node coordinates (places jobs) now.
 	IsLeader func() bool
+	// Connected says whether this node is in touch with the leader (its
+	// heartbeats answered within the session timeout); a worker that is
+	// not stops its tasks, which the leader moves elsewhere. nil: always.
+	Connected func() bool
 	// Resync is the period of a reconcile pass without a catalog change.
 	Resync time.Duration
 	// ApplyTimeout bounds each catalog write the engine makes.
@@ -65,8 +73,8 @@ type Engine struct {
 	mu      sync.Mutex // guards runs and slots (read by system tables)
 	runs    map[uint64]*jobRun
 	slots   *slotPool
-	waiting map[uint64]bool      // jobs told to wait for slots (event sent once); reconcile goroutine only
-	retryAt map[uint64]time.Time // earliest restart of a RESTARTING job; reconcile goroutine only
+	waiting map[uint64]bool // jobs told to wait for slots (event sent once); coordinator only
+	ran     map[uint64]int  // the last attempt of each job this process ran; reconcile goroutine only
 }
 
 // New returns an engine. Call Run to start it.
@@ -83,6 +91,9 @@ func New(cfg Config, cat Catalog) *Engine {
 	if cfg.IsLeader == nil {
 		cfg.IsLeader = func() bool { return true }
 	}
+	if cfg.Connected == nil {
+		cfg.Connected = func() bool { return true }
+	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Second
 	}
@@ -95,7 +106,7 @@ func New(cfg Config, cat Catalog) *Engine {
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
-		slots: newSlotPool(cfg.Slots), waiting: map[uint64]bool{}, retryAt: map[uint64]time.Time{},
+		slots: newSlotPool(cfg.Slots), waiting: map[uint64]bool{}, ran: map[uint64]int{},
 	}
 }
 
@@ -181,121 +192,6 @@ func (r *jobRun) finished() bool {
 	return true
 }
 
-func (e *Engine) reconcile(ctx context.Context) {
-	if ctx.Err() != nil {
-		return
-	}
-	if !e.cfg.IsLeader() {
-		e.stopAll()
-		return
-	}
-	jobs := e.cat.Jobs()
-	seen := map[uint64]bool{}
-	for _, job := range jobs {
-		seen[job.ID] = true
-		e.reconcileJob(ctx, job)
-	}
-	e.mu.Lock()
-	var gone []*jobRun
-	for id, r := range e.runs {
-		if !seen[id] {
-			gone = append(gone, r)
-		}
-	}
-	e.mu.Unlock()
-	for _, r := range gone { // dropped jobs
-		e.stopRun(r, false)
-		e.metrics.dropJob(r.job.Name)
-	}
-	for id := range e.retryAt {
-		if !seen[id] {
-			delete(e.retryAt, id)
-		}
-	}
-	for id := range e.waiting {
-		if !seen[id] {
-			delete(e.waiting, id)
-		}
-	}
-}
-
-func (e *Engine) reconcileJob(ctx context.Context, job catalog.Job) {
-	e.mu.Lock()
-	r := e.runs[job.ID]
-	e.mu.Unlock()
-
-	if r != nil {
-		select {
-		case <-r.done:
-			e.complete(ctx, job, r)
-			return
-		default:
-		}
-	}
-	if !job.State.Active() {
-		if r != nil {
-			e.stopRun(r, true)
-		}
-		return
-	}
-	if r != nil {
-		r.limit.set(optInt(job.Spec.Options, "read.limit.rows_per_second"), optInt(job.Spec.Options, "read.limit.bytes_per_second"))
-		return
-	}
-	if job.State == catalog.Restarting && time.Now().Before(e.retryAt[job.ID]) {
-		return // the resync tick comes back
-	}
-	// Not running here: schedule it.
-	n := 0
-	for _, pl := range job.Plan.Pipelines {
-		n += pl.Parallelism
-	}
-	ref := jobRef{job.ID, job.Name}
-	e.mu.Lock()
-	slots, ok := e.slots.allocate(ref, n)
-	free := e.slots.free()
-	e.mu.Unlock()
-	if !ok {
-		if job.Spec.Options["schedule.strategy"] == "reject" {
-			e.transition(ctx, job, job.Attempt, []catalog.JobState{job.State}, catalog.Failed,
-				fmt.Sprintf("needs %d slots, %d free on node %s (schedule.strategy=reject)", n, free, e.cfg.NodeID), "")
-			return
-		}
-		if !e.waiting[job.ID] {
-			e.waiting[job.ID] = true
-			e.event(ctx, job.Name, "WAITING", fmt.Sprintf("needs %d slots, %d free; waiting (schedule.strategy=wait)", n, free))
-		}
-		return
-	}
-	delete(e.waiting, job.ID)
-	release := func() {
-		e.mu.Lock()
-		e.slots.release(ref)
-		e.mu.Unlock()
-	}
-	if job.State == catalog.Created {
-		res, err := e.transition(ctx, job, job.Attempt, []catalog.JobState{catalog.Created}, catalog.Scheduled, "", fmt.Sprintf("%d tasks on node %s", n, e.cfg.NodeID))
-		if err != nil {
-			release()
-			return
-		}
-		job = *res.Job
-	}
-	// A new attempt: from here on, checkpoints of earlier attempts (a
-	// previous process, a failed run) are refused by the catalog.
-	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
-	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID,
-		From: []catalog.JobState{catalog.Scheduled, catalog.Restarting, catalog.Running}, To: catalog.Running,
-		NewAttempt: true, Attempt: catalog.AtAttempt(job.Attempt), Reason: "tasks running"})
-	cancel()
-	if err != nil {
-		release()
-		return
-	}
-	delete(e.retryAt, job.ID)
-	e.start(ctx, *res.Job, slots)
-}
-
 // start launches every task of job on the given slots, each restored from
 // its pipeline's last completed checkpoint.
 func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
@@ -368,29 +264,6 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
 		e.poke()
 	}()
 	e.log.Info("job started", "job", job.Name, "attempt", job.Attempt, "tasks", i)
-}
-
-// complete handles a run whose tasks have all ended on their own: done,
-// retry, or failed.
-func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
-	e.forget(r)
-	active := []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}
-	switch {
-	case r.err != nil && job.Restarts < r.ckpt.retryTimes:
-		e.retryAt[job.ID] = time.Now().Add(r.ckpt.retryInterval)
-		actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
-		_, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: active, To: catalog.Restarting,
-			Error: r.err.Error(), IncRestarts: true, Attempt: catalog.AtAttempt(r.job.Attempt),
-			Reason: fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval)})
-		cancel()
-		if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) && !errors.Is(err, catalog.ErrStaleAttempt) {
-			e.log.Warn("job state change failed", "job", job.Name, "to", catalog.Restarting, "err", err)
-		}
-	case r.err != nil:
-		e.transition(ctx, job, r.job.Attempt, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
-	case r.finished():
-		e.transition(ctx, job, r.job.Attempt, active, catalog.Finished, "", "every source reached its end")
-	}
 }
 
 // stopRun stops a run. Graceful takes a final checkpoint first (bounded by

@@ -128,7 +128,10 @@ func newHarness(t *testing.T, slots int) *harness {
 				return &holdSink{recSink: recSink{r: rec}}, nil
 			}})
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	eng := New(Config{NodeID: "n1", Slots: slots, Registry: reg, Alloc: alloc, Resync: 20 * time.Millisecond,
+	if err := cat.RegisterNode(context.Background(), catalog.Node{ID: "n1", Role: "hybrid", Slots: slots, Incarnation: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	eng := New(Config{NodeID: "n1", Incarnation: "i1", Slots: slots, Registry: reg, Alloc: alloc, Resync: 20 * time.Millisecond,
 		JobOptions: planner.JobConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, cat: cat, eng: eng, rec: rec, alloc: alloc, cancel: cancel, done: make(chan struct{})}
@@ -323,7 +326,7 @@ func TestSlotsRejectAndWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := h.waitState("r", catalog.Failed)
-	if !strings.Contains(f.Error, "needs 3 slots, 2 free") {
+	if !strings.Contains(f.Error, "needs 3 slots on one node; none fits (n1 2 free)") {
 		t.Fatalf("reject error: %q", f.Error)
 	}
 	rows := h.eng.Slots()

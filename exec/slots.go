@@ -35,6 +35,13 @@ func (p *slotPool) allocate(job jobRef, n int) ([]int, bool) {
 	return got, true
 }
 
+// hold marks the given slots (the job's placement on this node) as the job's.
+func (p *slotPool) hold(job jobRef, slots []int) {
+	for _, id := range slots {
+		p.owner[id] = job
+	}
+}
+
 func (p *slotPool) release(job jobRef) {
 	for id, j := range p.owner {
 		if j.id == job.id {

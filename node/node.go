@@ -141,15 +141,18 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	// The HTTP endpoints serve before membership: a joining node's
 	// leader must reach it, and a follower must answer joins.
 	reg := cfg.Registry
-	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Slots: cfg.Slots, Registry: reg, Logger: log, JobOptions: planner.JobConfig, Resync: cfg.Resync,
-		IsLeader: func() bool { return cfg.Role != "worker" && ready.Load() && n.Store.IsLeader() }}, n.Catalog)
+	incarnation := catalog.NewRequestID() // random: this start of the node
+	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Incarnation: incarnation, Slots: cfg.Slots, Registry: reg, Logger: log,
+		JobOptions: planner.JobConfig, Resync: cfg.Resync,
+		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() },
+		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
 	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
 		SessionTimeout: cfg.SessionTimeout, Log: log}
 	if err := n.serveHTTP(); err != nil {
 		return n, err
 	}
 	self := cluster.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, MySQLAddr: cfg.MySQLAddr,
-		Role: cfg.Role, Slots: cfg.Slots, Tags: cfg.Tags}
+		Role: cfg.Role, Slots: cfg.Slots, Tags: cfg.Tags, Incarnation: incarnation}
 	keys, err := n.Peers.Start(ctx, cluster.Membership{Self: self, JoinAddr: cfg.Join, JoinTimeout: cfg.JoinTimeout,
 		RootPassword: cfg.RootPassword, DataDir: cfg.DataDir, KeyFile: cfg.SecretKeyFile, Log: log})
 	if err != nil {

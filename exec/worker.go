@@ -108,23 +108,28 @@ func (e *Engine) work(ctx context.Context, job catalog.Job) {
 
 // complete handles a run whose tasks have all ended on their own: done,
 // retry (the coordinator starts the next attempt after retry.interval),
-// or failed. Every change is fenced by the run's attempt.
+// or failed. Every change is fenced by the run's attempt. The run is
+// forgotten only once its outcome is recorded (or refused for good): a
+// write lost to a missing quorum is made again on a later pass, so the
+// job never stays RUNNING with nobody running it.
 func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
-	e.forget(r)
 	active := []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}
+	var err error
 	switch {
 	case r.err != nil && job.Restarts < r.ckpt.retryTimes:
 		actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
-		_, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: active, To: catalog.Restarting,
+		_, err = e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: active, To: catalog.Restarting,
 			Error: r.err.Error(), IncRestarts: true, Attempt: catalog.AtAttempt(r.job.Attempt),
 			Reason: fmt.Sprintf("restart %d of %d in %s from the last checkpoint", job.Restarts+1, r.ckpt.retryTimes, r.ckpt.retryInterval)})
 		cancel()
-		if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) && !errors.Is(err, catalog.ErrStaleAttempt) {
-			e.log.Warn("job state change failed", "job", job.Name, "to", catalog.Restarting, "err", err)
-		}
 	case r.err != nil:
-		e.transition(ctx, job, r.job.Attempt, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
+		_, err = e.transition(ctx, job, r.job.Attempt, active, catalog.Failed, r.err.Error(), fmt.Sprintf("retry.times %d exhausted", r.ckpt.retryTimes))
 	case r.finished():
-		e.transition(ctx, job, r.job.Attempt, active, catalog.Finished, "", "every source reached its end")
+		_, err = e.transition(ctx, job, r.job.Attempt, active, catalog.Finished, "", "every source reached its end")
 	}
+	if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) && !errors.Is(err, catalog.ErrStaleAttempt) {
+		e.log.Warn("the end of a run is not recorded yet; trying again", "job", job.Name, "attempt", r.job.Attempt, "err", err)
+		return
+	}
+	e.forget(r)
 }

@@ -47,10 +47,15 @@ fuzz:
 demo:
 	@scripts/demo.sh
 
-## soak: the randomized crash test, SOAK seeds (default 20) per sink mode; prints the passes and the seeds
+## soak: the randomized crash test, SOAK seeds (default 20) per sink mode, then the
+## cluster fault tests CLUSTER_SOAK times (default 10) each; prints the passes
 SOAK ?= 20
-soak:
+CLUSTER_SOAK ?= 10
+CLUSTER_FAULTS := ^(TestClusterLeaderKillExactlyOnce|TestClusterLeaderKillIntoMariaDB|TestClusterPlacementAndFailover|TestClusterLeaderPaused)$$
+soak: build
 	@SOAK=$(SOAK) $(GO) test ./cmd/sluice -run '^TestRandomizedCrash$$' -count=1 -timeout 4h -v 2>&1 | tee bench/out/soak.log | grep -E '^(crash test:|--- FAIL|    --- FAIL)'
+	@$(GO) test ./cmd/sluice -run '$(CLUSTER_FAULTS)' -count=$(CLUSTER_SOAK) -timeout 4h -v 2>&1 | tee bench/out/soak-cluster.log | \
+		awk '/^--- (PASS|FAIL)/ { n[$$3 " " $$2]++ } END { for (k in n) print "cluster fault test:", k, n[k], "of $(CLUSTER_SOAK)" }' | sort
 
 ## bench: side-by-side benchmarks; JSON reports in bench/out/
 bench: build

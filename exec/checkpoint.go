@@ -17,10 +17,12 @@ type checkpointConfig struct {
 	retained          int
 	retryTimes        int
 	retryInterval     time.Duration
+	stallTimeout      time.Duration
 }
 
 func (e *Engine) checkpointConfig(spec catalog.JobSpec) checkpointConfig {
-	c := checkpointConfig{interval: 30 * time.Second, timeout: 10 * time.Minute, retained: 3, retryTimes: 3, retryInterval: 10 * time.Second}
+	c := checkpointConfig{interval: 30 * time.Second, timeout: 10 * time.Minute, retained: 3, retryTimes: 3, retryInterval: 10 * time.Second,
+		stallTimeout: 5 * time.Minute}
 	if e.cfg.JobOptions == nil {
 		return c
 	}
@@ -30,7 +32,7 @@ func (e *Engine) checkpointConfig(spec catalog.JobSpec) checkpointConfig {
 	}
 	return checkpointConfig{interval: cfg.Duration("checkpoint.interval"), timeout: cfg.Duration("checkpoint.timeout"),
 		retained: int(cfg.Int("checkpoint.retained")), retryTimes: int(cfg.Int("retry.times")),
-		retryInterval: cfg.Duration("retry.interval")}
+		retryInterval: cfg.Duration("retry.interval"), stallTimeout: cfg.Duration("task.stall_timeout")}
 }
 
 // errNoStart fails a run whose start position could not be recorded: its
@@ -54,6 +56,8 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 	next := e.cat.MaxCheckpointID(r.job.ID, p.pipeline.ID) + 1
 	tick := time.NewTicker(cc.interval)
 	defer tick.Stop()
+	stall := time.NewTicker(max(cc.stallTimeout/4, 10*time.Millisecond))
+	defer stall.Stop()
 	pending := map[uint64]*inflight{}
 	finalTriggered, wantFinal, eofs := false, false, 0
 	stop := r.stop // set to nil here once seen: a closed channel would spin
@@ -106,6 +110,8 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 			if !finalTriggered && len(pending) == 0 {
 				trig(false)
 			}
+		case now := <-stall.C:
+			e.watchStalls(ctx, p, now)
 		case <-p.eofs:
 			if eofs++; eofs == len(p.tasks) {
 				wantFinal = true
@@ -174,6 +180,32 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 		}
 	}
 	return true
+}
+
+// watchStalls reports a task whose sink call has not returned for
+// task.stall_timeout as STALLED (an event, and the state in sluice.tasks),
+// and its recovery. It stops nothing: a slow sink is slow, not dead —
+// node liveness is a different clock, and checkpoint.timeout (or the
+// sink's own timeouts) decide failure.
+func (e *Engine) watchStalls(ctx context.Context, p *pipelineRun, now time.Time) {
+	limit := p.run.ckpt.stallTimeout
+	for _, t := range p.tasks {
+		since := t.sinkBusySince()
+		stalled := !since.IsZero() && now.Sub(since) > limit
+		switch {
+		case stalled && t.stalled.CompareAndSwap(false, true):
+			if t.getState() == TaskRunning {
+				t.setState(TaskStalled)
+			}
+			e.event(ctx, p.run.job.Name, "TASK_STALLED", fmt.Sprintf("pipeline %d task %d on node %s: a sink call has not returned for %s (task.stall_timeout %s)",
+				p.pipeline.ID, t.subtask, e.cfg.NodeID, now.Sub(since).Round(time.Millisecond), limit))
+		case !stalled && t.stalled.CompareAndSwap(true, false):
+			if t.getState() == TaskStalled {
+				t.setState(TaskRunning)
+			}
+			e.event(ctx, p.run.job.Name, "TASK_RESUMED", fmt.Sprintf("pipeline %d task %d on node %s: the sink answers again", p.pipeline.ID, t.subtask, e.cfg.NodeID))
+		}
+	}
 }
 
 // failCheckpoint records a failed checkpoint; the last completed one stays.

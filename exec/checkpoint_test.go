@@ -153,3 +153,50 @@ func TestCheckpointTimeoutIsRecordedAndKeepsLastGood(t *testing.T) {
 	}
 	h.rec.setSlow(0)
 }
+
+// A sink call that takes longer than task.stall_timeout reports its task
+// STALLED (state and event) without stopping it, and RESUMED once the sink
+// answers again; the job keeps its attempt throughout.
+func TestSlowSinkIsStalledNotDead(t *testing.T) {
+	h := newHarness(t, 0)
+	h.rec.setSlow(400 * time.Millisecond)
+	h.createWith("slow", map[string]string{"rate": "200", "batch_size": "10"}, catalog.ConnectorRef{Connector: "record"},
+		map[string]string{"checkpoint.interval": "50ms", "task.stall_timeout": "100ms"})
+	running := h.waitState("slow", catalog.Running)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	event := func(kind string) bool {
+		for _, e := range h.cat.Events() {
+			if e.Job == "slow" && e.Kind == kind {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor("the slow task STALLED in sluice.tasks", func() bool {
+		for _, r := range h.eng.Tasks() {
+			if r.Job == "slow" && r.State == TaskStalled {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor("a TASK_STALLED event", func() bool { return event("TASK_STALLED") })
+	h.rec.setSlow(0)
+	waitFor("a TASK_RESUMED event", func() bool { return event("TASK_RESUMED") })
+	waitFor("the task RUNNING again", func() bool {
+		rows := h.eng.Tasks()
+		return len(rows) == 1 && rows[0].State == TaskRunning
+	})
+	if j, _ := h.cat.Job("slow"); j.Attempt != running.Attempt || j.Restarts != 0 || j.State != catalog.Running {
+		t.Fatalf("a stalled task was restarted: %+v", j)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"sluice/catalog"
 	"sluice/connectors"
@@ -21,6 +22,8 @@ const (
 	TaskFinished = "FINISHED"
 	TaskStopped  = "STOPPED"
 	TaskFailed   = "FAILED"
+	// TaskStalled: a sink call has not returned for task.stall_timeout.
+	TaskStalled = "STALLED"
 )
 
 // errFinalAborted ends a task whose final checkpoint failed.
@@ -62,6 +65,24 @@ type task struct {
 	commits chan commitMsg
 
 	eof atomic.Bool // the source reached the end of its input
+
+	busy    atomic.Int64 // unix nanos when the current sink call began; 0 between calls
+	stalled atomic.Bool  // reported STALLED (see Engine.watchStalls)
+}
+
+// inSink runs one call into the sink, recording how long it has been in it.
+func (t *task) inSink(f func() error) error {
+	t.busy.Store(time.Now().UnixNano())
+	defer t.busy.Store(0)
+	return f()
+}
+
+// sinkBusySince is when the current sink call began (zero when none runs).
+func (t *task) sinkBusySince() time.Time {
+	if n := t.busy.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 func (t *task) setState(s string) { t.state.Store(s) }
@@ -310,7 +331,7 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 	acker, _ := st.src.(connectors.PositionAcker)
 	commit := func(c commitMsg) (done bool, err error) {
 		if tp != nil {
-			if err := tp.Commit(ctx, c.id, c.state); err != nil {
+			if err := t.inSink(func() error { return tp.Commit(ctx, c.id, c.state) }); err != nil {
 				return false, fmt.Errorf("commit checkpoint %d: %w", c.id, err)
 			}
 		}
@@ -347,7 +368,7 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 				return ctx.Err() // the source stage failed; runTask reports why
 			}
 			if it.barrier == nil {
-				err := st.sink.Write(ctx, it.b)
+				err := t.inSink(func() error { return st.sink.Write(ctx, it.b) })
 				if err == nil {
 					p.run.counters(it.origin).sink(it.b.Rows(), it.b.Bytes(), it.b.EventTime)
 				}
@@ -368,13 +389,13 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 			if d, ok := st.sink.(connectors.Drainer); ok && bar.final {
 				flush = d.Drain
 			}
-			if err := flush(ctx); err != nil {
+			if err := t.inSink(func() error { return flush(ctx) }); err != nil {
 				return fmt.Errorf("flush sink at checkpoint %d: %w", bar.id, err)
 			}
 			var state []byte
 			if tp != nil {
 				var err error
-				if state, err = tp.PreCommit(ctx, bar.id); err != nil {
+				if err = t.inSink(func() error { state, err = tp.PreCommit(ctx, bar.id); return err }); err != nil {
 					return fmt.Errorf("pre-commit checkpoint %d: %w", bar.id, err)
 				}
 			}

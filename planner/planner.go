@@ -20,6 +20,8 @@ var JobOptions = connectors.OptionSet{
 		Description: "a checkpoint not complete after this long fails"},
 	{Name: "checkpoint.retained", Type: connectors.TypeInt, Default: "3", Min: connectors.Int64(1), Max: connectors.Int64(100),
 		Description: "completed checkpoints kept per pipeline"},
+	{Name: "task.stall_timeout", Type: connectors.TypeDuration, Default: "5m", MinDuration: 10_000_000,
+		Description: "a sink call not returned after this long reports its task STALLED (slow, not dead; it is not stopped)"},
 	{Name: "retry.times", Type: connectors.TypeInt, Default: "3", Min: connectors.Int64(0), Max: connectors.Int64(1000),
 		Description: "restarts of a failed pipeline before the job fails"},
 	{Name: "retry.interval", Type: connectors.TypeDuration, Default: "10s",

@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sluice/internal/mariadbtest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -83,6 +81,30 @@ func runner(t *testing.T, n *node, job string, nodes []*node) (*node, []*node) {
 		t.Fatalf("job %s runs on %s, which is none of the nodes", job, id)
 	}
 	return run, others
+}
+
+// startCluster starts n nodes with the fast liveness settings, each after
+// the first joining it; extra gives a node more flags. It waits until every
+// node lists all of them.
+func startCluster(t *testing.T, n int, extra func(i int) []string) []*node {
+	t.Helper()
+	var nodes []*node
+	for i := 0; i < n; i++ {
+		nd := newNode(t)
+		nd.args = clusterArgs
+		if i > 0 {
+			nd.args = append([]string{"--join", nodes[0].httpAddr}, clusterArgs...)
+		}
+		if extra != nil {
+			nd.args = append(nd.args, extra(i)...)
+		}
+		nd.start()
+		nodes = append(nodes, nd)
+	}
+	for _, nd := range nodes {
+		nd.waitFor(fmt.Sprintf("%d nodes", n), func() bool { return nd.int("SELECT COUNT(*) FROM sluice.nodes") == int64(n) })
+	}
+	return nodes
 }
 
 // runAs runs statements as another user (password on the command line:
@@ -351,271 +373,3 @@ func TestClusterJoin(t *testing.T) {
 
 // canary is a password that must never be found in clear at rest.
 const canary = "Canary-Pw-7f3b9e"
-
-// The leader frozen (SIGSTOP) for longer than an election: the others
-// elect a new leader and take writes; thawed (SIGCONT), the old leader
-// steps down and follows, and a statement a client sent it while it was
-// frozen takes effect at most once, through the new leader.
-func TestClusterLeaderPaused(t *testing.T) {
-	a := newNode(t)
-	a.args = clusterArgs
-	a.start()
-	b := newNode(t)
-	b.args = append([]string{"--join", a.httpAddr}, clusterArgs...)
-	b.start()
-	c := newNode(t)
-	c.args = append([]string{"--join", a.httpAddr}, clusterArgs...)
-	c.start()
-	nodes := []*node{a, b, c}
-	for _, n := range nodes {
-		n.waitFor("three nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 })
-	}
-	leader, old, others := splitLeader(t, nodes)
-	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	frozen := make(chan string, 1)
-	go func() { // a client's statement that reaches the frozen leader
-		out, err := old.run("CREATE SYNC JOB frozen FROM datagen ('rows'='1') TO blackhole ()")
-		frozen <- fmt.Sprintf("%v %s", err, out)
-	}()
-	others[0].waitFor("a new leader taking writes", func() bool {
-		l := leaderOf(others[0])
-		return l != "" && l != leader && others[0].sql("SELECT 1") == "1"
-	})
-	others[0].sql("CREATE SYNC JOB during FROM datagen ('rows'='1') TO blackhole ()")
-	time.Sleep(time.Second)
-	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	old.waitFor("the thawed leader follows", func() bool {
-		l := leaderOf(old)
-		return l != "" && l != leader
-	})
-	select {
-	case res := <-frozen:
-		// The old leader's entry is discarded by the higher term and the
-		// client's statement retried through the new leader: it must
-		// never answer "already exists" for a job it created itself (the
-		// request id dedupe is what makes a retry of an entry that did
-		// commit safe; catalog/requests_test.go covers that case).
-		t.Logf("the statement sent to the frozen leader: %s", res)
-		if strings.Contains(res, "1050") {
-			t.Fatalf("a retried statement was applied twice: %s", res)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the statement sent to the frozen leader never returned")
-	}
-	// Every node agrees, and nothing was applied twice.
-	want := others[0].sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM sluice.jobs")
-	for _, n := range nodes {
-		n.waitFor("the same jobs everywhere", func() bool {
-			return n.sql("SELECT GROUP_CONCAT(name ORDER BY name) FROM sluice.jobs") == want
-		})
-	}
-	if !strings.Contains(want, "during") {
-		t.Fatalf("jobs %q", want)
-	}
-	if n := others[0].int("SELECT COUNT(*) FROM sluice.events WHERE kind = 'CREATED' AND job = 'frozen'"); n > 1 {
-		t.Fatalf("the frozen leader's statement applied %d times", n)
-	}
-	// The old leader takes writes again, as a follower forwarding them.
-	old.sql("CREATE SYNC JOB after FROM datagen ('rows'='1') TO blackhole ()")
-	others[1].waitFor("job after everywhere", func() bool {
-		return others[1].sql("SELECT COUNT(*) FROM sluice.jobs WHERE name = 'after'") == "1"
-	})
-}
-
-// kill -9 of the node running a bounded exactly-once job, twice (the first
-// victim restarted in between, so a quorum remains; a victim that leads
-// exercises a leader change too): the coordinator moves the job to a live
-// node from its last checkpoint with a higher attempt, and the output
-// holds every row exactly once.
-func TestClusterLeaderKillExactlyOnce(t *testing.T) {
-	var nodes []*node
-	for i := 0; i < 3; i++ {
-		n := newNode(t)
-		n.args = clusterArgs
-		if i > 0 {
-			n.args = append([]string{"--join", nodes[0].httpAddr}, clusterArgs...)
-		}
-		n.start()
-		nodes = append(nodes, n)
-	}
-	for _, n := range nodes {
-		n.waitFor("three nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 })
-	}
-	out := t.TempDir()
-	_, _, followers := splitLeader(t, nodes)
-	followers[0].sql(fmt.Sprintf("CREATE SYNC JOB b FROM datagen ('rows'='40000', 'rate'='12000', 'batch_size'='200', 'tables'='a,b') "+
-		"TO file ('path'='%s') WITH ('checkpoint.interval'='200ms', 'parallelism'='2', 'retry.interval'='100ms')", out))
-	var restarted, watch *node
-	for kill := 1; kill <= 2; kill++ {
-		victim, others := runner(t, followers[0], "b", nodes)
-		watch = others[0]
-		maxID := func() int64 {
-			return watch.int("SELECT COALESCE(MAX(checkpoint_id), 0) FROM sluice.checkpoints WHERE job = 'b' AND state = 'COMPLETED'")
-		}
-		watch.waitFor("completed checkpoints", func() bool { return maxID() >= int64(3*kill) })
-		if watch.state("b") == "FINISHED" {
-			t.Fatal("the job finished before its node could be killed; slow it down")
-		}
-		attempt := watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'b'")
-		before := maxID()
-		t.Logf("kill %d: the job's node leads: %v", kill, leaderOf(watch) == nodeIDOf(victim))
-		victim.kill9()
-		watch.waitFor("the job running again elsewhere, with a new attempt", func() bool {
-			return watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'b'") > attempt && watch.state("b") != "SCHEDULED"
-		})
-		watch.waitFor("checkpoint ids continue", func() bool { return maxID() > before })
-		if restarted == nil { // bring the first victim back before the second kill: a quorum must remain
-			victim.args = clusterArgs
-			victim.start()
-			restarted = victim
-		}
-	}
-	watch.waitFor("FINISHED", func() bool { return watch.state("b") == "FINISHED" })
-	assertExactlyOnce(t, out, []string{"a", "b"}, 40000)
-}
-
-// kill -9 of the node running a bounded datagen → mysql job, exactly-once
-// through XA, on three nodes: the job moves to a live node, which recovers
-// the prepared transactions, and the target ends with exactly N rows per
-// table, no duplicate and no prepared transaction left.
-func TestClusterLeaderKillIntoMariaDB(t *testing.T) {
-	db := mariadbtest.Start(t)
-	admin := db.Open(t, "")
-	var nodes []*node
-	for i := 0; i < 3; i++ {
-		n := newNode(t)
-		n.args = clusterArgs
-		if i > 0 {
-			n.args = append([]string{"--join", nodes[0].httpAddr}, clusterArgs...)
-		}
-		n.start()
-		nodes = append(nodes, n)
-	}
-	for _, n := range nodes {
-		n.waitFor("three nodes", func() bool { return n.int("SELECT COUNT(*) FROM sluice.nodes") == 3 })
-	}
-	const rows = 30000
-	nodes[1].sql(fmt.Sprintf(`CREATE SYNC JOB m FROM datagen ('rows'='%d', 'rate'='10000', 'batch_size'='250', 'tables'='a,b')
-		TO mysql ('host'='127.0.0.1', 'port'='%d', 'user'='%s', 'password'='%s', 'database'='dst', 'semantic'='exactly-once')
-		WITH ('checkpoint.interval'='300ms', 'retry.interval'='100ms')`, rows, db.Port, mariadbtest.AdminUser, mariadbtest.AdminPass))
-	victim, others := runner(t, nodes[1], "m", nodes)
-	watch := others[0]
-	watch.waitFor("completed checkpoints", func() bool {
-		return watch.int("SELECT COUNT(*) FROM sluice.checkpoints WHERE job = 'm' AND state = 'COMPLETED'") >= 3
-	})
-	if watch.state("m") == "FINISHED" {
-		t.Fatal("the job finished before its node could be killed; slow it down")
-	}
-	t.Logf("the job's node leads: %v", leaderOf(watch) == nodeIDOf(victim))
-	victim.kill9()
-	watch.waitFor("FINISHED on another node", func() bool { return watch.state("m") == "FINISHED" })
-	if got := watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'm'"); got < 2 {
-		t.Fatalf("attempt %d after its node's death", got)
-	}
-	for _, tbl := range []string{"a", "b"} {
-		var n, distinct int
-		if err := admin.QueryRow("SELECT COUNT(*), COUNT(DISTINCT id) FROM dst."+tbl).Scan(&n, &distinct); err != nil {
-			t.Fatal(err)
-		}
-		if n != rows || distinct != rows {
-			t.Fatalf("dst.%s: %d rows, %d distinct ids, want %d", tbl, n, distinct, rows)
-		}
-	}
-	rs, err := admin.Query("XA RECOVER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	if rs.Next() {
-		t.Fatal("a prepared XA transaction is left behind")
-	}
-}
-
-// Jobs spread over the nodes by free slots (issue 12, placement): three
-// voters and a worker, four jobs, one on each. kill -9 of the worker moves
-// only its job (a higher attempt, once the leader judges it DOWN); the
-// others keep their attempt. kill -9 of the leader then moves only the
-// leader's job: the new leader adopts the rest without restarting them.
-func TestClusterPlacementAndFailover(t *testing.T) {
-	var nodes []*node
-	for i := 0; i < 4; i++ {
-		n := newNode(t)
-		n.args = clusterArgs
-		if i > 0 {
-			n.args = append([]string{"--join", nodes[0].httpAddr}, clusterArgs...)
-		}
-		if i == 3 {
-			n.args = append(n.args, "--role", "worker")
-		}
-		n.start()
-		nodes = append(nodes, n)
-	}
-	w := nodes[3]
-	for _, n := range nodes {
-		n.waitFor("four live nodes", func() bool { return n.sql("SELECT SUM(alive) FROM sluice.nodes") == "4" })
-	}
-	for _, j := range []string{"p1", "p2", "p3", "p4"} {
-		nodes[1].sql("CREATE SYNC JOB " + j + " FROM datagen ('rate'='50') TO blackhole () WITH ('checkpoint.interval'='200ms')")
-	}
-	type at struct {
-		node    string
-		attempt int64
-	}
-	// Where each job runs and at which attempt, as sluice.tasks shows it.
-	placed := func(n *node) map[string]at {
-		out := map[string]at{}
-		for _, line := range strings.Split(n.sql("SELECT job, node_id, attempt FROM sluice.tasks WHERE state = 'RUNNING' ORDER BY job"), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 3 {
-				var a int64
-				fmt.Sscan(f[2], &a)
-				out[f[0]] = at{f[1], a}
-			}
-		}
-		return out
-	}
-	// moved waits until the jobs that ran on dead have moved to another
-	// node with a higher attempt, and checks every other job kept its
-	// node and attempt.
-	moved := func(watch *node, dead string, before map[string]at) map[string]at {
-		t.Helper()
-		var after map[string]at
-		watch.waitFor("the jobs of "+dead+" moved", func() bool {
-			after = placed(watch)
-			if len(after) != len(before) {
-				return false
-			}
-			for j, b := range before {
-				if a := after[j]; b.node == dead && (a.node == dead || a.attempt <= b.attempt) {
-					return false
-				}
-			}
-			return true
-		})
-		for j, b := range before {
-			if b.node != dead && after[j] != b {
-				t.Fatalf("job %s on a healthy node was restarted: %+v -> %+v", j, b, after[j])
-			}
-		}
-		return after
-	}
-	var before map[string]at
-	nodes[2].waitFor("four jobs running on four nodes", func() bool {
-		before = placed(nodes[2])
-		seen := map[string]bool{}
-		for _, p := range before {
-			seen[p.node] = true
-		}
-		return len(before) == 4 && len(seen) == 4
-	})
-	leaderID, leader, voters := splitLeader(t, nodes[:3])
-	wID := nodeIDOf(w)
-	w.kill9()
-	before = moved(voters[0], wID, before)
-	leader.kill9()
-	moved(voters[0], leaderID, before)
-}

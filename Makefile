@@ -51,7 +51,7 @@ demo:
 ## cluster fault tests CLUSTER_SOAK times (default 10) each; prints the passes
 SOAK ?= 20
 CLUSTER_SOAK ?= 10
-CLUSTER_FAULTS := ^(TestClusterLeaderKillExactlyOnce|TestClusterLeaderKillIntoMariaDB|TestClusterPlacementAndFailover|TestClusterLeaderPaused)$$
+CLUSTER_FAULTS := ^(TestClusterLeaderKillExactlyOnce|TestClusterLeaderKillIntoMariaDB|TestClusterPlacementAndFailover|TestClusterLeaderPaused|TestClusterWorkerPausedIsFenced)$$
 soak: build
 	@SOAK=$(SOAK) $(GO) test ./cmd/sluice -run '^TestRandomizedCrash$$' -count=1 -timeout 4h -v 2>&1 | tee bench/out/soak.log | grep -E '^(crash test:|--- FAIL|    --- FAIL)'
 	@$(GO) test ./cmd/sluice -run '$(CLUSTER_FAULTS)' -count=$(CLUSTER_SOAK) -timeout 4h -v 2>&1 | tee bench/out/soak-cluster.log | \

@@ -233,3 +233,46 @@ func TestClusterPlacementAndFailover(t *testing.T) {
 	leader.kill9()
 	moved(voters[0], leaderID, before)
 }
+
+// A worker frozen (SIGSTOP) while it runs a bounded exactly-once job: the
+// leader judges it DOWN and moves the job to another node with a higher
+// attempt; thawed (SIGCONT), the zombie finds itself out of touch and
+// fenced — its checkpoint commits and state changes are refused — and the
+// output still holds every row exactly once. Tags keep the job off the
+// leader (nodes 1 and 2 are pool=w).
+func TestClusterWorkerPausedIsFenced(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int) []string {
+		if i == 0 {
+			return []string{"--tags", "pool=l"}
+		}
+		return []string{"--tags", "pool=w"}
+	})
+	if leaderOf(nodes[1]) != nodeIDOf(nodes[0]) {
+		t.Skip("the first node does not lead")
+	}
+	out := t.TempDir()
+	nodes[0].sql(fmt.Sprintf("CREATE SYNC JOB z FROM datagen ('rows'='30000', 'rate'='6000', 'batch_size'='200', 'tables'='a,b') "+
+		"TO file ('path'='%s') WITH ('checkpoint.interval'='200ms', 'parallelism'='2', 'tags'='pool=w')", out))
+	zombie, _ := runner(t, nodes[0], "z", nodes)
+	zombieID := nodeIDOf(zombie) // asked before the freeze: a frozen node answers nothing
+	watch := nodes[0]
+	watch.waitFor("completed checkpoints", func() bool {
+		return watch.int("SELECT COUNT(*) FROM sluice.checkpoints WHERE job = 'z' AND state = 'COMPLETED'") >= 3
+	})
+	attempt := watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'z'")
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitFor("the job moved off the frozen worker", func() bool {
+		return watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'z'") > attempt &&
+			watch.sql("SELECT MIN(node_id) FROM sluice.tasks WHERE job = 'z' AND state = 'RUNNING'") != zombieID
+	})
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitFor("FINISHED", func() bool { return watch.state("z") == "FINISHED" })
+	assertExactlyOnce(t, out, []string{"a", "b"}, 30000)
+	watch.waitFor("the thawed worker back UP", func() bool {
+		return watch.sql("SELECT alive FROM sluice.nodes WHERE node_id = '"+zombieID+"'") == "1"
+	})
+}

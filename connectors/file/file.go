@@ -1,14 +1,20 @@
 // Package file is the file sink: JSON lines in a directory, exactly-once
 // through checkpoints.
 //
-// Each task writes to <path>/<job>/<task>.inprogress, <task> being
-// j<job id>-p<pipeline>-t<subtask> (a re-created job of the same name has a
-// new id, so it never overwrites or adopts its predecessor's files). At a
-// checkpoint barrier the file is synced and renamed <task>-<id>.pending;
-// when the checkpoint is committed in the catalog, pending files up to that
-// id are renamed <task>-<id>.jsonl. Renames are atomic, so a reader of *.jsonl
-// never sees a row twice or a torn file, whatever crashes in between:
-// Recover commits what the catalog committed and deletes the rest.
+// Each task writes to <path>/<job>/<task>-a<attempt>.inprogress, <task>
+// being j<job id>-p<pipeline>-t<subtask> (a re-created job of the same name
+// has a new id, so it never overwrites or adopts its predecessor's files).
+// At a checkpoint barrier the file is synced and renamed
+// <task>-<id>-a<attempt>.pending, and the checkpoint records the attempt;
+// when the checkpoint is committed in the catalog, this attempt's pending
+// files up to that id are renamed <task>-<id>.jsonl. Renames are atomic, so
+// a reader of *.jsonl never sees a row twice or a torn file, whatever
+// crashes in between: Recover commits what the catalog committed (the
+// pending files of the attempt its checkpoint names) and deletes the rest.
+// The attempt in every working file name keeps two attempts of one task
+// apart — a zombie (a frozen worker that comes back after its task moved)
+// never writes into, or renames, the live attempt's files; it only ever
+// deletes pending files of attempts older than its own.
 //
 // Each line is one row: {"_table":"db.t","_op":"INSERT","col":value,…}.
 package file
@@ -39,7 +45,7 @@ func Spec() connectors.Spec {
 		},
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			dir := filepath.Join(cfg.String("path"), sanitize(env.Job))
-			return &Sink{dir: dir, task: fmt.Sprintf("j%d-p%d-t%d", env.JobID, env.Pipeline, env.Subtask)}, nil
+			return &Sink{dir: dir, task: fmt.Sprintf("j%d-p%d-t%d", env.JobID, env.Pipeline, env.Subtask), attempt: env.Attempt}, nil
 		},
 	}
 }
@@ -61,11 +67,12 @@ func sanitize(s string) string {
 
 // Sink is one task's writer.
 type Sink struct {
-	dir  string
-	task string // file name stem: job id, pipeline, subtask
-	f    *os.File
-	w    *bufio.Writer
-	line []byte
+	dir     string
+	task    string // file name stem: job id, pipeline, subtask
+	attempt int
+	f       *os.File
+	w       *bufio.Writer
+	line    []byte
 }
 
 var (
@@ -74,10 +81,16 @@ var (
 )
 
 func (s *Sink) inprogress() string {
-	return filepath.Join(s.dir, s.task+".inprogress")
+	return filepath.Join(s.dir, fmt.Sprintf("%s-a%d.inprogress", s.task, s.attempt))
 }
-func (s *Sink) pending(id uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%s-%d.pending", s.task, id))
+
+// pending is attempt's pending file of checkpoint id (attempt < 0: the
+// name written before attempts were part of it).
+func (s *Sink) pending(id uint64, attempt int) string {
+	if attempt < 0 {
+		return filepath.Join(s.dir, fmt.Sprintf("%s-%d.pending", s.task, id))
+	}
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%d-a%d.pending", s.task, id, attempt))
 }
 func (s *Sink) committed(id uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%s-%d.jsonl", s.task, id))
@@ -97,48 +110,76 @@ func (s *Sink) startFile() error {
 	return nil
 }
 
-// pendingIDs lists this task's pending checkpoint ids.
-func (s *Sink) pendingIDs() ([]uint64, error) {
+// pendingFile is one pending file: its checkpoint id and attempt (-1 for
+// the name without an attempt).
+type pendingFile struct {
+	id      uint64
+	attempt int
+}
+
+// pendingFiles lists this task's pending files.
+func (s *Sink) pendingFiles() ([]pendingFile, error) {
 	matches, err := filepath.Glob(filepath.Join(s.dir, s.task+"-*.pending"))
 	if err != nil {
 		return nil, err
 	}
-	var ids []uint64
+	var out []pendingFile
 	for _, m := range matches {
-		base := strings.TrimSuffix(filepath.Base(m), ".pending")
-		id, err := strconv.ParseUint(base[strings.LastIndexByte(base, '-')+1:], 10, 64)
-		if err == nil {
-			ids = append(ids, id)
+		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), s.task+"-"), ".pending")
+		idText, attemptText, withAttempt := strings.Cut(rest, "-a")
+		id, err := strconv.ParseUint(idText, 10, 64)
+		if err != nil {
+			continue
 		}
+		attempt := -1
+		if withAttempt {
+			if attempt, err = strconv.Atoi(attemptText); err != nil {
+				continue
+			}
+		}
+		out = append(out, pendingFile{id: id, attempt: attempt})
 	}
-	return ids, nil
+	return out, nil
 }
 
-// Recover commits pending files up to the catalog's checkpoint and deletes
-// newer ones and the torn in-progress file: their rows come again from the
-// source, which resumes at that checkpoint.
-func (s *Sink) Recover(_ context.Context, checkpointID uint64, _ []byte) error {
-	if err := s.publish(checkpointID, true); err != nil {
+// Recover commits the pending files the catalog's checkpoint covers — the
+// ones of the attempt that took it (state), up to its id — and deletes the
+// other pending files of this attempt or older ones and the torn
+// in-progress file: their rows come again from the source, which resumes
+// at that checkpoint. Files of a newer attempt are not this one's to touch.
+func (s *Sink) Recover(_ context.Context, checkpointID uint64, state []byte) error {
+	by := -1 // a checkpoint without an attempt: the files named without one
+	if len(state) > 0 {
+		n, err := strconv.Atoi(string(state))
+		if err != nil {
+			return fmt.Errorf("file: checkpoint %d: unreadable sink state %q", checkpointID, state)
+		}
+		by = n
+	}
+	if err := s.publish(checkpointID, by, true); err != nil {
 		return err
 	}
 	return s.startFile()
 }
 
-// publish renames every pending file up to id to its committed name; with
-// discard, newer pending files are deleted.
-func (s *Sink) publish(id uint64, discard bool) error {
-	ids, err := s.pendingIDs()
+// publish renames attempt by's pending files up to id to their committed
+// names. Pending files of older attempts are dead once a later attempt
+// publishes (recovered before it started, or abandoned): they are deleted,
+// and with discard so are the other files of this attempt (newer than id,
+// or of an attempt that did not take the checkpoint).
+func (s *Sink) publish(id uint64, by int, discard bool) error {
+	files, err := s.pendingFiles()
 	if err != nil {
 		return err
 	}
-	for _, p := range ids {
+	for _, p := range files {
 		switch {
-		case p <= id:
-			if err := os.Rename(s.pending(p), s.committed(p)); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("file: commit %d: %w", p, err)
+		case p.attempt == by && p.id <= id:
+			if err := os.Rename(s.pending(p.id, p.attempt), s.committed(p.id)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("file: commit %d: %w", p.id, err)
 			}
-		case discard:
-			if err := os.Remove(s.pending(p)); err != nil && !os.IsNotExist(err) {
+		case p.attempt < s.attempt || (discard && p.attempt == s.attempt):
+			if err := os.Remove(s.pending(p.id, p.attempt)); err != nil && !os.IsNotExist(err) {
 				return err
 			}
 		}
@@ -221,20 +262,21 @@ func (s *Sink) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, erro
 		return nil, err
 	}
 	s.f, s.w = nil, nil
-	if err := os.Rename(s.inprogress(), s.pending(checkpointID)); err != nil {
+	if err := os.Rename(s.inprogress(), s.pending(checkpointID, s.attempt)); err != nil {
 		return nil, err
 	}
 	if err := syncDir(s.dir); err != nil {
 		return nil, err
 	}
-	return nil, s.startFile()
+	// The checkpoint records which attempt's pending files it covers.
+	return []byte(strconv.Itoa(s.attempt)), s.startFile()
 }
 
 // Commit publishes every pending file up to checkpointID (a checkpoint that
 // failed in the catalog leaves its pending file to the next one that
 // commits). Already published files are fine: Commit is idempotent.
 func (s *Sink) Commit(_ context.Context, checkpointID uint64, _ []byte) error {
-	return s.publish(checkpointID, false)
+	return s.publish(checkpointID, s.attempt, false)
 }
 
 // Close closes the in-progress file (its rows are not committed).

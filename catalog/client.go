@@ -174,11 +174,16 @@ func (c *Catalog) once(ctx context.Context, data []byte) (any, uint64, error) {
 }
 
 // ApplyLocal applies a command forwarded by another node on this node's
-// Raft log (no forwarding again) and returns its Outcome.
+// Raft log (no forwarding again) and returns its Outcome. The forwarder
+// answers its client once it has applied the entry, so replication is
+// nudged for every forwarded command.
 func (c *Catalog) ApplyLocal(ctx context.Context, data []byte) (Outcome, error) {
 	resp, index, err := c.raft.Apply(ctx, data)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if n, ok := c.raft.(nudger); ok {
+		n.Nudge()
 	}
 	if d, ok := resp.(dedup); ok {
 		return outcomeOf(d.index, d.resp), nil

@@ -6,8 +6,8 @@ import "net/http"
 // writes, read indexes, heartbeats and removals.
 func Register(mux *http.ServeMux, p *Peers, l *Liveness, rootPassword string) {
 	mux.HandleFunc("/v1/cluster/join", p.joinHandler(rootPassword))
-	mux.HandleFunc("/v1/catalog/apply", applyHandler(p.Catalog, p.Store))
-	mux.HandleFunc("/v1/cluster/heartbeat", l.heartbeatHandler())
-	mux.HandleFunc("/v1/cluster/remove", p.removeHandler())
-	mux.HandleFunc("/v1/catalog/read-index", p.readIndexHandler())
+	mux.HandleFunc("/v1/catalog/apply", nodeOnly(p.Catalog, applyHandler(p.Catalog)))
+	mux.HandleFunc("/v1/cluster/heartbeat", nodeOnly(p.Catalog, l.heartbeatHandler()))
+	mux.HandleFunc("/v1/cluster/remove", nodeOnly(p.Catalog, p.removeHandler()))
+	mux.HandleFunc("/v1/catalog/read-index", nodeOnly(p.Catalog, p.readIndexHandler()))
 }

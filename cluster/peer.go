@@ -96,6 +96,21 @@ func authorized(cat *catalog.Catalog, r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(k.Token())) == 1
 }
 
+// nodeOnly serves h only to the other nodes of this cluster (the node
+// token); a node whose key is not loaded yet (starting) refuses retryably.
+func nodeOnly(cat *catalog.Catalog, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case cat.Keyring() == nil:
+			http.Error(w, "this node is starting", http.StatusMisdirectedRequest)
+		case !authorized(cat, r):
+			http.Error(w, "this endpoint serves the nodes of this cluster: it needs their node token", http.StatusUnauthorized)
+		default:
+			h(w, r)
+		}
+	}
+}
+
 // deadlineHeader passes the caller's remaining time to the callee.
 const deadlineHeader = "X-Sluice-Timeout-Ms"
 

@@ -13,28 +13,6 @@ func newSlotPool(total int) *slotPool { return &slotPool{total: total, owner: ma
 
 func (p *slotPool) used() int { return len(p.owner) }
 
-func (p *slotPool) free() int {
-	if p.total == 0 {
-		return 1 << 30
-	}
-	return p.total - len(p.owner)
-}
-
-// allocate gives job n slots, lowest ids first, or nothing.
-func (p *slotPool) allocate(job jobRef, n int) ([]int, bool) {
-	if p.total > 0 && n > p.free() {
-		return nil, false
-	}
-	var got []int
-	for id := 0; len(got) < n; id++ {
-		if _, busy := p.owner[id]; !busy {
-			p.owner[id] = job
-			got = append(got, id)
-		}
-	}
-	return got, true
-}
-
 // hold marks the given slots (the job's placement on this node) as the job's.
 func (p *slotPool) hold(job jobRef, slots []int) {
 	for _, id := range slots {

@@ -50,7 +50,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 }
 
 // mine returns the slots the job's current placement gives this node's
-// incarnation, in task order ("" when none).
+// incarnation, in task order (none: nil).
 func (e *Engine) mine(job catalog.Job) []int {
 	var slots []int
 	for _, t := range job.Placement {

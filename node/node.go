@@ -119,11 +119,19 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.Peers = cluster.NewPeers(n.Store, n.Catalog, ctls)
 	// A restarting member answers node calls (forwarded writes when it is
-	// elected) as soon as it serves HTTP: its key is loaded first.
-	if key, err := cluster.LoadKey(cfg.DataDir, cfg.SecretKeyFile); err == nil && key != nil {
-		if keys, err := catalog.NewKeyring(key); err == nil {
-			n.Catalog.SetKeyring(keys, nil)
+	// elected) as soon as it serves HTTP: its key is loaded first. A new
+	// node gets its key in Peers.Start (made, or handed over by the join).
+	pl := planner.New(cfg.Registry)
+	key, err := cluster.LoadKey(cfg.DataDir, cfg.SecretKeyFile)
+	if err != nil {
+		return n, err
+	}
+	if key != nil {
+		keys, err := catalog.NewKeyring(key)
+		if err != nil {
+			return n, err
 		}
+		n.Catalog.SetKeyring(keys, pl.IsSecret)
 	}
 	n.Catalog.SetForwarder(n.Peers)
 	for _, a := range []struct{ what, addr string }{{"MySQL", cfg.MySQLAddr}, {"HTTP", cfg.HTTPAddr}, {"Raft", cfg.RaftAddr}} {
@@ -154,12 +162,10 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	self := cluster.JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, MySQLAddr: cfg.MySQLAddr,
 		Role: cfg.Role, Slots: cfg.Slots, Tags: cfg.Tags, Incarnation: incarnation}
 	keys, err := n.Peers.Start(ctx, cluster.Membership{Self: self, JoinAddr: cfg.Join, JoinTimeout: cfg.JoinTimeout,
-		RootPassword: cfg.RootPassword, DataDir: cfg.DataDir, KeyFile: cfg.SecretKeyFile, Log: log})
+		RootPassword: cfg.RootPassword, DataDir: cfg.DataDir, KeyFile: cfg.SecretKeyFile, Key: key, Secret: pl.IsSecret, Log: log})
 	if err != nil {
 		return n, err
 	}
-	pl := planner.New(reg)
-	n.Catalog.SetKeyring(keys, pl.IsSecret)
 
 	n.engDone = make(chan struct{})
 	go func() { defer close(n.engDone); _ = n.Engine.Run(ctx) }()

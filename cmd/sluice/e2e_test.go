@@ -72,6 +72,7 @@ type node struct {
 	log                        *bytes.Buffer
 	cli                        string
 	tls                        *tls.Config // HTTPS to the node's HTTP address when set
+	logFrom                    int         // where the log of the latest start begins
 }
 
 // get fetches a path of the node's HTTP address (HTTPS with tls).
@@ -99,8 +100,36 @@ func newNode(t *testing.T) *node {
 
 func (n *node) start() {
 	n.t.Helper()
+	first := n.log == nil
 	n.startAsync()
+	// freePort closes its listener before the server binds the port, so
+	// another process of a parallel test run may take it first: a new
+	// node that exits for that starts again on fresh ports.
+	for try := 0; first && try < 3 && n.exitedOnBusyPort(); try++ {
+		_ = n.cmd.Wait()
+		n.mysqlAddr, n.httpAddr, n.raftA = freePort(n.t), freePort(n.t), freePort(n.t)
+		n.startAsync()
+	}
 	n.waitHealthy()
+}
+
+// exitedOnBusyPort waits until the process is healthy or has said that a
+// port it was to bind is taken (it exits right after), and reports which.
+func (n *node) exitedOnBusyPort() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(n.log.String()[n.logFrom:], "address already in use") {
+			return true
+		}
+		if resp, err := n.get("/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return false
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
 
 // startAsync starts the process without waiting for it to be healthy (a
@@ -111,6 +140,7 @@ func (n *node) startAsync() {
 		n.log = &bytes.Buffer{}
 	}
 	fmt.Fprintf(n.log, "---- start\n")
+	n.logFrom = n.log.Len()
 	bin := n.bin
 	if bin == "" {
 		bin = binary

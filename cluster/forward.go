@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"time"
 
 	"sluice/catalog"
 	"sluice/raftstore"
@@ -61,11 +59,7 @@ func applyHandler(cat *catalog.Catalog) http.HandlerFunc {
 			http.Error(w, "unreadable command", http.StatusBadRequest)
 			return
 		}
-		d := catalog.DefaultWriteTimeout
-		if ms, err := strconv.ParseInt(r.Header.Get(deadlineHeader), 10, 64); err == nil && ms > 0 {
-			d = min(d, time.Duration(ms)*time.Millisecond)
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
+		ctx, cancel := context.WithTimeout(r.Context(), callerTimeout(r, catalog.DefaultWriteTimeout))
 		defer cancel()
 		o, err := cat.ApplyLocal(ctx, body)
 		switch {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"sluice/catalog"
@@ -109,6 +110,15 @@ func nodeOnly(cat *catalog.Catalog, h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 		}
 	}
+}
+
+// callerTimeout is the time the caller gave a call (deadlineHeader), at
+// most limit.
+func callerTimeout(r *http.Request, limit time.Duration) time.Duration {
+	if ms, err := strconv.ParseInt(r.Header.Get(deadlineHeader), 10, 64); err == nil && ms > 0 {
+		return min(limit, time.Duration(ms)*time.Millisecond)
+	}
+	return limit
 }
 
 // deadlineHeader passes the caller's remaining time to the callee.

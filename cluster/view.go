@@ -28,12 +28,22 @@ func (c ClusterWork) others() []Report {
 	return out
 }
 
-// Tasks lists the tasks of every node.
+// Tasks lists the tasks of every node, by job, pipeline and subtask.
 func (c ClusterWork) Tasks() []exec.TaskRow {
 	out := c.Local.Tasks()
 	for _, r := range c.others() {
 		out = append(out, r.Tasks...)
 	}
+	sort.SliceStable(out, func(i, k int) bool {
+		a, b := out[i], out[k]
+		if a.Job != b.Job {
+			return a.Job < b.Job
+		}
+		if a.Pipeline != b.Pipeline {
+			return a.Pipeline < b.Pipeline
+		}
+		return a.TaskID < b.TaskID
+	})
 	return out
 }
 
@@ -49,12 +59,43 @@ func (c ClusterWork) Slots() []exec.SlotRow {
 // SlotUsage is this node's own.
 func (c ClusterWork) SlotUsage() (total, used int) { return c.Local.SlotUsage() }
 
-// MetricRows lists the metrics of every node.
+// MetricRows lists the metrics of every job × table over the whole
+// cluster: a job whose subtasks run on several nodes has one row, its
+// counts and rates summed over the nodes, its lag the largest.
 func (c ClusterWork) MetricRows() []exec.MetricRow {
-	out := c.Local.MetricRows()
+	all := c.Local.MetricRows()
 	for _, r := range c.others() {
-		out = append(out, r.Metrics...)
+		all = append(all, r.Metrics...)
 	}
+	type key struct{ job, table string }
+	at := map[key]int{}
+	var out []exec.MetricRow
+	for _, m := range all {
+		k := key{m.Job, m.Table}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, m)
+			continue
+		}
+		o := &out[i]
+		o.SourceReceivedCount += m.SourceReceivedCount
+		o.SourceReceivedBytes += m.SourceReceivedBytes
+		o.SourceReceivedQPS += m.SourceReceivedQPS
+		o.SinkWriteCount += m.SinkWriteCount
+		o.SinkWriteBytes += m.SinkWriteBytes
+		o.SinkWriteQPS += m.SinkWriteQPS
+		o.LagMs = max(o.LagMs, m.LagMs)
+		if m.UpdatedAt.After(o.UpdatedAt) {
+			o.UpdatedAt = m.UpdatedAt
+		}
+	}
+	sort.Slice(out, func(i, k int) bool {
+		if out[i].Job != out[k].Job {
+			return out[i].Job < out[k].Job
+		}
+		return out[i].Table < out[k].Table
+	})
 	return out
 }
 

@@ -48,32 +48,39 @@ type inflight struct {
 
 // coordinate triggers the checkpoints of one pipeline every interval, and
 // a final one when every source reached its end or a graceful stop is
-// asked. It commits a checkpoint to the catalog once every task acked,
-// and only then tells sinks to commit and sources that positions are safe.
+// asked (here, or by a node that runs some of the tasks). It commits a
+// checkpoint to the catalog once every task acked, and only then tells
+// sinks to commit and sources that positions are safe. It runs on the
+// pipeline's home; the tasks on other nodes take part through messages
+// (remote.go), so every step below is the same for a local and a remote
+// task.
 func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 	r := p.run
 	cc := r.ckpt
+	par := p.pipeline.Parallelism
 	next := e.cat.MaxCheckpointID(r.job.ID, p.pipeline.ID) + 1
 	tick := time.NewTicker(cc.interval)
 	defer tick.Stop()
-	stall := time.NewTicker(max(cc.stallTimeout/4, 10*time.Millisecond))
-	defer stall.Stop()
 	pending := map[uint64]*inflight{}
-	finalTriggered, wantFinal, eofs := false, false, 0
+	finalTriggered, wantFinal, eofs := false, false, map[int]bool{}
 	stop := r.stop // set to nil here once seen: a closed channel would spin
 
-	trig := func(final bool) {
+	trig := func(final bool) bool {
 		f := &inflight{id: next, final: final, triggered: time.Now().UTC(), acks: map[int]ack{}}
 		next++
 		pending[f.id] = f
 		finalTriggered = finalTriggered || final
-		for _, t := range p.tasks {
-			select {
-			case t.trigger <- trigger{id: f.id, final: final}:
-			case <-ctx.Done():
-				return
+		for s := 0; s < par; s++ {
+			m := p.message(MsgTrigger, s)
+			m.ID, m.Final = f.id, final
+			if err := e.toTask(ctx, p, s, m); err != nil {
+				if ctx.Err() == nil {
+					r.fail(fmt.Errorf("trigger checkpoint %d: %w", f.id, err))
+				}
+				return false
 			}
 		}
+		return true
 	}
 	// A pipeline without a completed checkpoint records where it starts
 	// before its sources read anything (see sourceStage).
@@ -82,16 +89,20 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 	case <-p.started:
 	default:
 		initial = next
-		trig(false)
+		if !trig(false) {
+			return
+		}
 	}
 	for {
 		// Invariant: one checkpoint in flight, the final one too: N+1 is
-		// triggered only once N is committed (and its commits sent to the
-		// sinks) or failed, so a sink at barrier N+1 knows that a
-		// transaction it prepared for an earlier id it was not told to
-		// commit will never be committed (see sinkStage).
+		// triggered only once N is committed (and its commits delivered to
+		// every sink, local or remote) or failed, so a sink at barrier N+1
+		// knows that a transaction it prepared for an earlier id it was not
+		// told to commit will never be committed (see sinkStage).
 		if wantFinal && !finalTriggered && len(pending) == 0 {
-			trig(true)
+			if !trig(true) {
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -108,24 +119,27 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 				}
 			}
 			if !finalTriggered && len(pending) == 0 {
-				trig(false)
+				if !trig(false) {
+					return
+				}
 			}
-		case now := <-stall.C:
-			e.watchStalls(ctx, p, now)
-		case <-p.eofs:
-			if eofs++; eofs == len(p.tasks) {
+		case s := <-p.eofs:
+			if eofs[s] = true; len(eofs) == par {
 				wantFinal = true
 			}
 		case <-stop:
 			wantFinal = true
 			stop = nil
+		case node := <-p.stopAsked:
+			e.log.Info("final checkpoint asked by a node that stops its tasks", "job", r.job.Name, "pipeline", p.pipeline.ID, "node", node)
+			wantFinal = true
 		case a := <-p.acks:
 			f := pending[a.id]
 			if f == nil {
 				continue // a late ack of a failed checkpoint
 			}
 			f.acks[a.subtask] = a
-			if len(f.acks) < len(p.tasks) {
+			if len(f.acks) < par {
 				continue
 			}
 			delete(pending, f.id)
@@ -135,9 +149,10 @@ func (e *Engine) coordinate(ctx context.Context, p *pipelineRun) {
 					r.fail(fmt.Errorf("%w: checkpoint %d was not committed", errNoStart, f.id))
 					return
 				}
-				close(p.started)
+				p.markStarted()
 			}
 			if ok && f.final {
+				p.ended.Store(len(eofs) == par)
 				return
 			}
 		}
@@ -171,11 +186,16 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 		r.fail(err)
 		return false
 	}
-	for _, t := range p.tasks {
-		a := f.acks[t.subtask]
-		select {
-		case t.commits <- commitMsg{id: f.id, state: a.state, pos: a.pos}:
-		case <-ctx.Done():
+	for s := 0; s < p.pipeline.Parallelism; s++ {
+		a := f.acks[s]
+		m := p.message(MsgCommit, s)
+		m.ID, m.State, m.Position = f.id, a.state, a.pos
+		if err := e.toTask(ctx, p, s, m); err != nil {
+			// The checkpoint is committed: a sink that did not hear of it
+			// commits it when the next attempt recovers from it.
+			if ctx.Err() == nil {
+				r.fail(fmt.Errorf("commit of checkpoint %d to task %d: %w", f.id, s, err))
+			}
 			return false
 		}
 	}
@@ -187,8 +207,21 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 // and its recovery. It stops nothing: a slow sink is slow, not dead —
 // node liveness is a different clock, and checkpoint.timeout (or the
 // sink's own timeouts) decide failure.
-func (e *Engine) watchStalls(ctx context.Context, p *pipelineRun, now time.Time) {
+func (e *Engine) watchStalls(ctx context.Context, p *pipelineRun) {
 	limit := p.run.ckpt.stallTimeout
+	tick := time.NewTicker(max(limit/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			e.checkStalls(ctx, p, limit, now)
+		}
+	}
+}
+
+func (e *Engine) checkStalls(ctx context.Context, p *pipelineRun, limit time.Duration, now time.Time) {
 	for _, t := range p.tasks {
 		since := t.sinkBusySince()
 		stalled := !since.IsZero() && now.Sub(since) > limit
@@ -219,6 +252,11 @@ func (e *Engine) failCheckpoint(ctx context.Context, p *pipelineRun, f *inflight
 		e.log.Warn("checkpoint failure not recorded", "job", r.job.Name, "checkpoint", f.id, "err", err)
 	}
 	if f.final {
-		p.failOnce.Do(func() { close(p.finalFailed) })
+		p.failFinal()
+		for node, s := range p.remote() {
+			if err := e.sendRemote(ctx, node, p.message(MsgFinalFailed, s)); err != nil {
+				r.fail(fmt.Errorf("final checkpoint %d failed, and node %s was not told: %w", f.id, node, err))
+			}
+		}
 	}
 }

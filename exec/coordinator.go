@@ -17,9 +17,8 @@ import (
 // (worker.go). The narrow interface between the two rooms is the catalog:
 // the job's state, attempt and placement, and the nodes' records.
 //
-// A pipeline's tasks are placed on one node together (its checkpoints are
-// coordinated where its tasks run; barriers across nodes are the next
-// step). Jobs spread over the nodes by free slots.
+// A job's tasks spread over the nodes by free slots; a pipeline's
+// checkpoints are coordinated on the node of its subtask 0 (remote.go).
 
 // schedule makes the placement decisions for every job (leader only).
 func (e *Engine) schedule(ctx context.Context) {
@@ -96,18 +95,18 @@ func (e *Engine) place(ctx context.Context, job catalog.Job, jobs []catalog.Job,
 		return
 	}
 	delete(e.waiting, job.ID)
-	where := placement[0].Node
+	where := describePlacement(placement)
 	if job.State == catalog.Created {
 		res, err := e.transition(ctx, job, job.Attempt, []catalog.JobState{catalog.Created}, catalog.Scheduled, "",
-			fmt.Sprintf("%d tasks on node %s", len(placement), where))
+			fmt.Sprintf("%d tasks on %s", len(placement), where))
 		if err != nil {
 			return
 		}
 		job = *res.Job
 	}
-	reason := "tasks running on node " + where
+	reason := "tasks running on " + where
 	if why != "" {
-		reason = why + "; tasks moved to node " + where
+		reason = why + "; tasks moved to " + where
 	}
 	// A new attempt: from here on, checkpoints and state changes of earlier
 	// attempts (a previous process, a failed run, a lost node) are refused.
@@ -120,10 +119,12 @@ func (e *Engine) place(ctx context.Context, job catalog.Job, jobs []catalog.Job,
 	}
 }
 
-// choosePlacement puts every task of job on one node that runs tasks, is
-// not DOWN, matches the job's tags and has enough free slots: the one with
-// the most free slots, then the fewest tasks, then the lowest id. It
-// returns nil and why when no node fits.
+// choosePlacement spreads the tasks of job over the nodes that run tasks,
+// are not DOWN, match the job's tags and have a free slot: each task, in
+// order, goes to the node with the most free slots left, then the fewest
+// tasks (this job's included), then the lowest id — so a job's subtasks
+// spread over equal nodes. It returns nil and why when the free slots of
+// the fitting nodes are fewer than the job's tasks.
 func choosePlacement(job catalog.Job, jobs []catalog.Job, nodes []catalog.Node) ([]catalog.TaskPlacement, string) {
 	n := 0
 	for _, p := range job.Plan.Pipelines {
@@ -145,9 +146,11 @@ func choosePlacement(job catalog.Job, jobs []catalog.Job, nodes []catalog.Node) 
 	type cand struct {
 		node       catalog.Node
 		free, load int
+		next       int // the lowest slot not checked yet
 	}
-	var cands []cand
+	var cands []*cand
 	var refused []string
+	total := 0
 	for _, nd := range nodes {
 		switch {
 		case nd.Role == "master":
@@ -164,35 +167,44 @@ func choosePlacement(job catalog.Job, jobs []catalog.Job, nodes []catalog.Node) 
 		if nd.Slots > 0 {
 			free = nd.Slots - len(used[nd.ID])
 		}
-		if free < n {
-			refused = append(refused, fmt.Sprintf("%s %d free", nd.ID, max(free, 0)))
+		if free <= 0 {
+			refused = append(refused, nd.ID+" 0 free")
 			continue
 		}
-		cands = append(cands, cand{node: nd, free: free, load: len(used[nd.ID])})
+		refused = append(refused, fmt.Sprintf("%s %d free", nd.ID, free))
+		total += free
+		cands = append(cands, &cand{node: nd, free: free, load: len(used[nd.ID])})
 	}
-	if len(cands) == 0 {
-		return nil, fmt.Sprintf("needs %d slots on one node; none fits (%s)", n, strings.Join(refused, ", "))
+	if total < n {
+		if len(cands) == 0 {
+			return nil, fmt.Sprintf("needs %d free slots; no node fits (%s)", n, strings.Join(refused, ", "))
+		}
+		return nil, fmt.Sprintf("needs %d free slots; the fitting nodes have %d (%s)", n, total, strings.Join(refused, ", "))
 	}
-	sort.Slice(cands, func(i, k int) bool {
-		a, b := cands[i], cands[k]
-		if a.free != b.free {
-			return a.free > b.free
-		}
-		if a.load != b.load {
-			return a.load < b.load
-		}
-		return a.node.ID < b.node.ID
-	})
-	nd := cands[0].node
 	var out []catalog.TaskPlacement
-	slot := 0
 	for _, p := range job.Plan.Pipelines {
 		for s := 0; s < p.Parallelism; s++ {
-			for used[nd.ID][slot] {
-				slot++
+			sort.Slice(cands, func(i, k int) bool {
+				a, b := cands[i], cands[k]
+				if (a.free > 0) != (b.free > 0) {
+					return a.free > 0
+				}
+				if a.free != b.free {
+					return a.free > b.free
+				}
+				if a.load != b.load {
+					return a.load < b.load
+				}
+				return a.node.ID < b.node.ID
+			})
+			c := cands[0]
+			for used[c.node.ID][c.next] {
+				c.next++
 			}
-			out = append(out, catalog.TaskPlacement{Pipeline: p.ID, Subtask: s, Node: nd.ID, Slot: slot, Incarnation: nd.Incarnation})
-			slot++
+			out = append(out, catalog.TaskPlacement{Pipeline: p.ID, Subtask: s, Node: c.node.ID, Slot: c.next, Incarnation: c.node.Incarnation})
+			c.next++
+			c.free--
+			c.load++
 		}
 	}
 	return out, ""
@@ -223,4 +235,24 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// describePlacement says where tasks run: "node a" or "nodes a (2), b (1)".
+func describePlacement(pl []catalog.TaskPlacement) string {
+	count := map[string]int{}
+	var order []string
+	for _, t := range pl {
+		if count[t.Node] == 0 {
+			order = append(order, t.Node)
+		}
+		count[t.Node]++
+	}
+	if len(order) == 1 {
+		return "node " + order[0]
+	}
+	parts := make([]string, len(order))
+	for i, n := range order {
+		parts[i] = fmt.Sprintf("%s (%d)", n, count[n])
+	}
+	return "nodes " + strings.Join(parts, ", ")
 }

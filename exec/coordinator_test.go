@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,42 +13,43 @@ func placeJob(id uint64, par int, opts map[string]string) catalog.Job {
 		Plan: catalog.Plan{Pipelines: []catalog.Pipeline{{ID: 1, Parallelism: par}}}}
 }
 
-// Placement as data: which node a job's tasks go to, or why none fits.
+// Placement as data: which node and slot each task of a job goes to, or
+// why none fits.
 func TestChoosePlacement(t *testing.T) {
 	busy := catalog.Job{ID: 9, Placement: []catalog.TaskPlacement{{Node: "a", Slot: 0}, {Node: "a", Slot: 1}}}
 	cases := []struct {
 		name  string
 		job   catalog.Job
 		nodes []catalog.Node
-		node  string // "" when none fits
-		slots []int
+		want  string // node:slot of each task; "" when none fits
 		why   string
 	}{
-		{"most free slots wins (a has 3 of 5 free)", placeJob(1, 1, nil), []catalog.Node{{ID: "a", Slots: 5}, {ID: "b", Slots: 2}}, "a", []int{2}, ""},
-		{"dynamic slots: fewest tasks, then id", placeJob(1, 2, nil), []catalog.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}}, "b", []int{0, 1}, ""},
-		{"a master runs no tasks", placeJob(1, 1, nil), []catalog.Node{{ID: "b", Role: "master"}, {ID: "c"}}, "c", []int{0}, ""},
-		{"DOWN nodes are skipped", placeJob(1, 1, nil), []catalog.Node{{ID: "b", Status: catalog.NodeDown}, {ID: "c", Slots: 1}}, "c", []int{0}, ""},
-		{"tags must match", placeJob(1, 1, map[string]string{"tags": "zone=b"}), []catalog.Node{{ID: "b", Tags: "zone=a"}, {ID: "c", Tags: "disk=ssd, zone=b"}}, "c", []int{0}, ""},
-		{"one node must hold every task", placeJob(1, 3, nil), []catalog.Node{{ID: "a", Slots: 4}, {ID: "b", Slots: 2}}, "", nil, "needs 3 slots on one node; none fits (a 2 free, b 2 free)"},
-		{"nothing fits", placeJob(1, 1, map[string]string{"tags": "zone=x"}), []catalog.Node{{ID: "b", Tags: "zone=a"}, {ID: "c", Status: catalog.NodeDown}}, "", nil, "b tags zone=a, c DOWN"},
+		{"most free slots wins (a has 3 of 5 free)", placeJob(1, 1, nil), []catalog.Node{{ID: "a", Slots: 5}, {ID: "b", Slots: 2}}, "a:2", ""},
+		{"dynamic slots: fewest tasks, then id; subtasks spread", placeJob(1, 2, nil), []catalog.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}}, "b:0 c:0", ""},
+		{"subtasks spread over equal nodes", placeJob(1, 3, nil), []catalog.Node{{ID: "x", Slots: 2}, {ID: "y", Slots: 2}, {ID: "z", Slots: 2}}, "x:0 y:0 z:0", ""},
+		{"by free slots: the emptier node takes more", placeJob(1, 3, nil), []catalog.Node{{ID: "a", Slots: 4}, {ID: "b", Slots: 4}}, "b:0 b:1 a:2", ""},
+		{"a master runs no tasks", placeJob(1, 1, nil), []catalog.Node{{ID: "b", Role: "master"}, {ID: "c"}}, "c:0", ""},
+		{"DOWN nodes are skipped", placeJob(1, 1, nil), []catalog.Node{{ID: "b", Status: catalog.NodeDown}, {ID: "c", Slots: 1}}, "c:0", ""},
+		{"tags must match", placeJob(1, 1, map[string]string{"tags": "zone=b"}), []catalog.Node{{ID: "b", Tags: "zone=a"}, {ID: "c", Tags: "disk=ssd, zone=b"}}, "c:0", ""},
+		{"tags restrict the spread", placeJob(1, 2, map[string]string{"tags": "zone=b"}), []catalog.Node{{ID: "b", Tags: "zone=b"}, {ID: "c", Tags: "zone=a"}, {ID: "d", Tags: "zone=b"}}, "b:0 d:0", ""},
+		{"free slots of all fitting nodes count", placeJob(1, 3, nil), []catalog.Node{{ID: "a", Slots: 3}, {ID: "b", Slots: 2}}, "b:0 b:1 a:2", ""},
+		{"too few free slots", placeJob(1, 4, nil), []catalog.Node{{ID: "a", Slots: 4}, {ID: "b", Slots: 1}}, "", "needs 4 free slots; the fitting nodes have 3 (a 2 free, b 1 free)"},
+		{"nothing fits", placeJob(1, 1, map[string]string{"tags": "zone=x"}), []catalog.Node{{ID: "b", Tags: "zone=a"}, {ID: "c", Status: catalog.NodeDown}}, "", "no node fits (b tags zone=a, c DOWN)"},
 	}
 	for _, c := range cases {
 		pl, why := choosePlacement(c.job, []catalog.Job{busy, c.job}, c.nodes)
-		if c.node == "" {
+		if c.want == "" {
 			if pl != nil || !strings.Contains(why, c.why) {
 				t.Errorf("%s: placed %+v, why %q", c.name, pl, why)
 			}
 			continue
 		}
-		var slots []int
+		var got []string
 		for _, p := range pl {
-			if p.Node != c.node {
-				t.Errorf("%s: task on %s, want %s", c.name, p.Node, c.node)
-			}
-			slots = append(slots, p.Slot)
+			got = append(got, fmt.Sprintf("%s:%d", p.Node, p.Slot))
 		}
-		if len(slots) != len(c.slots) || (len(slots) > 0 && slots[0] != c.slots[0]) {
-			t.Errorf("%s: slots %v, want %v", c.name, slots, c.slots)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: placed %v, want %s", c.name, got, c.want)
 		}
 	}
 }

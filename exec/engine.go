@@ -60,6 +60,11 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// StopGrace bounds a graceful stop (final checkpoint) before it turns abrupt.
 	StopGrace time.Duration
+	// Transport carries checkpoint messages to the nodes that run the other
+	// subtasks of a pipeline (nil: a single node).
+	Transport Transport
+	// RPCTimeout bounds the retries of one such message.
+	RPCTimeout time.Duration
 }
 
 // Engine reconciles catalog jobs with local tasks.
@@ -74,7 +79,7 @@ type Engine struct {
 	runs    map[uint64]*jobRun
 	slots   *slotPool
 	waiting map[uint64]bool // jobs told to wait for slots (event sent once); coordinator only
-	ran     map[uint64]int  // the last attempt of each job this process ran; reconcile goroutine only
+	ran     map[uint64]int  // the last attempt of each job this process ran (guarded by mu)
 }
 
 // New returns an engine. Call Run to start it.
@@ -102,6 +107,9 @@ func New(cfg Config, cat Catalog) *Engine {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 30 * time.Second
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = 30 * time.Second
 	}
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(),
@@ -148,13 +156,17 @@ type jobRun struct {
 	ckpt      checkpointConfig
 	pipelines []*pipelineRun
 	limit     *limiter
-	stop      chan struct{} // closed for a graceful stop
+	stop      chan struct{}   // closed for a graceful stop
+	ctx       context.Context // ends when the run does
 	cancel    context.CancelFunc
 	done      chan struct{}
-	errOnce   sync.Once
-	err       error // first failure; valid after done
-	metrics   *Metrics
-	ctrs      sync.Map // connectors.TableID → *counters
+	// coordinates: every pipeline of the job is coordinated here, so this
+	// node records the job FINISHED (its final checkpoints committed).
+	coordinates bool
+	errOnce     sync.Once
+	err         error // first failure; valid after done
+	metrics     *Metrics
+	ctrs        sync.Map // connectors.TableID → *counters
 }
 
 // fail records the run's first failure and stops all its tasks.
@@ -174,6 +186,15 @@ func (r *jobRun) counters(t connectors.TableID) *counters {
 	return c
 }
 
+func (r *jobRun) pipelineOf(id int) *pipelineRun {
+	for _, p := range r.pipelines {
+		if p.pipeline.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
 func (r *jobRun) tasks() []*task {
 	var out []*task
 	for _, p := range r.pipelines {
@@ -182,47 +203,59 @@ func (r *jobRun) tasks() []*task {
 	return out
 }
 
-// finished: every source reached its end and the final checkpoints committed.
+// finished: this node coordinates every pipeline of the job, and each
+// one's final checkpoint, taken because every source (on every node)
+// reached its end, committed.
 func (r *jobRun) finished() bool {
-	for _, t := range r.tasks() {
-		if !t.eof.Load() || t.getState() != TaskFinished {
+	if !r.coordinates {
+		return false
+	}
+	for _, p := range r.pipelines {
+		if !p.ended.Load() {
 			return false
 		}
 	}
 	return true
 }
 
-// start launches every task of job on the given slots, each restored from
-// its pipeline's last completed checkpoint.
-func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
+// start launches the tasks of job that its placement gives this node
+// (mine), each restored from its pipeline's last completed checkpoint,
+// and the checkpoint coordinator of every pipeline whose subtask 0 is here.
+func (e *Engine) start(ctx context.Context, job catalog.Job, mine []catalog.TaskPlacement) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &jobRun{job: job, ckpt: e.checkpointConfig(job.Spec), limit: newLimiter(), stop: make(chan struct{}),
-		cancel: cancel, done: make(chan struct{}), metrics: e.metrics}
+		ctx: runCtx, cancel: cancel, done: make(chan struct{}), metrics: e.metrics, coordinates: true}
 	r.limit.set(optInt(job.Spec.Options, "read.limit.rows_per_second"), optInt(job.Spec.Options, "read.limit.bytes_per_second"))
-	i := 0
+	placed := placedTasks(job)
 	for _, pl := range job.Plan.Pipelines {
-		p := &pipelineRun{run: r, pipeline: pl, acks: make(chan ack, pl.Parallelism), eofs: make(chan int, pl.Parallelism),
-			finalFailed: make(chan struct{}), started: make(chan struct{})}
+		p := &pipelineRun{run: r, pipeline: pl, nodes: placed[pl.ID], acks: make(chan ack, pl.Parallelism), eofs: make(chan int, pl.Parallelism),
+			stopAsked: make(chan string, 1), finalFailed: make(chan struct{}), started: make(chan struct{})}
+		p.home = p.nodes[0] == e.cfg.NodeID
+		r.coordinates = r.coordinates && p.home
 		last, restored := e.cat.LastCheckpoint(job.ID, pl.ID)
 		if restored {
-			close(p.started) // the start position is already durable
+			p.markStarted() // the start position is already durable
 		}
-		for s := 0; s < pl.Parallelism; s++ {
-			t := &task{pipeline: pl.ID, subtask: s, slot: slots[i], attempt: job.Attempt,
+		for _, tp := range mine {
+			if tp.Pipeline != pl.ID {
+				continue
+			}
+			t := &task{pipeline: pl.ID, subtask: tp.Subtask, slot: tp.Slot, attempt: job.Attempt,
 				trigger: make(chan trigger, 4), commits: make(chan commitMsg, 4)}
 			if restored {
 				t.restoreID = last.ID
 				for _, tc := range last.Tasks {
-					if tc.Subtask == s {
+					if tc.Subtask == tp.Subtask {
 						t.startPos, t.restoreState = tc.Position, tc.SinkState
 					}
 				}
 			}
 			t.setState(TaskStarting)
 			p.tasks = append(p.tasks, t)
-			i++
 		}
-		r.pipelines = append(r.pipelines, p)
+		if len(p.tasks) > 0 {
+			r.pipelines = append(r.pipelines, p)
+		}
 	}
 	e.mu.Lock()
 	e.runs[job.ID] = r
@@ -230,11 +263,16 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
 
 	var wg sync.WaitGroup
 	for _, p := range r.pipelines {
-		wg.Add(1)
-		go func(p *pipelineRun) {
-			defer wg.Done()
-			e.coordinate(runCtx, p)
-		}(p)
+		if p.home {
+			wg.Add(1)
+			go func(p *pipelineRun) {
+				defer wg.Done()
+				e.coordinate(runCtx, p)
+			}(p)
+		} else {
+			go e.forward(runCtx, p) // ends with the run
+		}
+		go e.watchStalls(runCtx, p) // ends with the run
 		for _, t := range p.tasks {
 			wg.Add(1)
 			go func(p *pipelineRun, t *task) {
@@ -256,14 +294,15 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, slots []int) {
 		}
 	}
 	// Coordinators end after their final checkpoint commits or when runCtx
-	// ends (a task failed: fail cancels; or an abrupt stop).
+	// ends (a task failed: fail cancels; or an abrupt stop); tasks elsewhere
+	// than their coordinator end after the final commit reaches them.
 	go func() {
 		wg.Wait()
 		cancel()
 		close(r.done)
 		e.poke()
 	}()
-	e.log.Info("job started", "job", job.Name, "attempt", job.Attempt, "tasks", i)
+	e.log.Info("job started", "job", job.Name, "attempt", job.Attempt, "tasks", len(mine))
 }
 
 // stopRun stops a run. Graceful takes a final checkpoint first (bounded by

@@ -326,7 +326,7 @@ func TestSlotsRejectAndWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := h.waitState("r", catalog.Failed)
-	if !strings.Contains(f.Error, "needs 3 slots on one node; none fits (n1 2 free)") {
+	if !strings.Contains(f.Error, "needs 3 free slots; the fitting nodes have 2 (n1 2 free)") {
 		t.Fatalf("reject error: %q", f.Error)
 	}
 	rows := h.eng.Slots()

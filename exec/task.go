@@ -66,6 +66,11 @@ type task struct {
 
 	eof atomic.Bool // the source reached the end of its input
 
+	// rx orders the delivery of remote messages (Engine.Deliver): the
+	// last checkpoint id triggered and committed through it.
+	rx                      sync.Mutex
+	lastTrigger, lastCommit uint64
+
 	busy    atomic.Int64 // unix nanos when the current sink call began; 0 between calls
 	stalled atomic.Bool  // reported STALLED (see Engine.watchStalls)
 }
@@ -432,17 +437,62 @@ type ack struct {
 	state   []byte
 }
 
-// pipelineRun is one pipeline of a running job with its coordinator.
+// pipelineRun is this node's part of one pipeline of a running job: the
+// tasks placed here and, on the pipeline's home (the node of subtask 0),
+// its checkpoint coordinator.
 type pipelineRun struct {
-	run         *jobRun
-	pipeline    catalog.Pipeline
-	tasks       []*task
+	run      *jobRun
+	pipeline catalog.Pipeline
+	tasks    []*task        // the subtasks placed on this node
+	nodes    map[int]string // subtask → node, every subtask of the pipeline
+	home     bool           // this node coordinates the pipeline's checkpoints
+	// acks and eofs come from the local tasks and, on the home, from the
+	// remote ones (Deliver); elsewhere forward sends them home.
 	acks        chan ack
 	eofs        chan int
+	stopAsked   chan string   // a node holding some of the tasks stops them gracefully (home only)
 	finalFailed chan struct{} // closed when the final checkpoint failed
 	failOnce    sync.Once
 	// started is closed once the pipeline has a completed checkpoint: at
 	// once when it was restored from one, else when its initial checkpoint
 	// (taken before any Read) committed. Sources read only after it.
-	started chan struct{}
+	started     chan struct{}
+	startedOnce sync.Once
+	// ended: the final checkpoint, taken because every subtask's source
+	// reached its end, committed (set by the coordinator).
+	ended atomic.Bool
+}
+
+// local returns the subtask when it runs on this node, else nil.
+func (p *pipelineRun) local(subtask int) *task {
+	for _, t := range p.tasks {
+		if t.subtask == subtask {
+			return t
+		}
+	}
+	return nil
+}
+
+func (p *pipelineRun) markStarted() { p.startedOnce.Do(func() { close(p.started) }) }
+func (p *pipelineRun) failFinal()   { p.failOnce.Do(func() { close(p.finalFailed) }) }
+
+func (p *pipelineRun) askStop(node string) {
+	select {
+	case p.stopAsked <- node:
+	default: // one request is enough
+	}
+}
+
+// remote lists the nodes other than this one that run some of the
+// pipeline's tasks, and one subtask of each.
+func (p *pipelineRun) remote() map[string]int {
+	out := map[string]int{}
+	for s, n := range p.nodes {
+		if p.local(s) == nil {
+			if o, ok := out[n]; !ok || s < o {
+				out[n] = s
+			}
+		}
+	}
+	return out
 }

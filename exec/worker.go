@@ -42,23 +42,25 @@ func (e *Engine) reconcile(ctx context.Context) {
 		e.stopRun(r, false)
 		e.metrics.dropJob(r.job.Name)
 	}
+	e.mu.Lock()
 	for id := range e.ran {
 		if !seen[id] {
 			delete(e.ran, id)
 		}
 	}
+	e.mu.Unlock()
 }
 
-// mine returns the slots the job's current placement gives this node's
-// incarnation, in task order (none: nil).
-func (e *Engine) mine(job catalog.Job) []int {
-	var slots []int
+// mine returns the tasks the job's current placement gives this node's
+// incarnation (none: nil).
+func (e *Engine) mine(job catalog.Job) []catalog.TaskPlacement {
+	var out []catalog.TaskPlacement
 	for _, t := range job.Placement {
 		if t.Node == e.cfg.NodeID && t.Incarnation == e.cfg.Incarnation {
-			slots = append(slots, t.Slot)
+			out = append(out, t)
 		}
 	}
-	return slots
+	return out
 }
 
 // work reconciles one job with this node's run of it.
@@ -66,7 +68,7 @@ func (e *Engine) work(ctx context.Context, job catalog.Job) {
 	e.mu.Lock()
 	r := e.runs[job.ID]
 	e.mu.Unlock()
-	slots := e.mine(job)
+	mine := e.mine(job)
 	if r != nil {
 		select {
 		case <-r.done:
@@ -77,7 +79,7 @@ func (e *Engine) work(ctx context.Context, job catalog.Job) {
 		switch {
 		case !job.State.Active():
 			e.stopRun(r, true) // PAUSE: a final checkpoint first
-		case job.Attempt != r.job.Attempt || len(slots) == 0:
+		case job.Attempt != r.job.Attempt || len(mine) == 0:
 			// Another attempt owns the job now (moved, or restarted by the
 			// coordinator): this one is fenced; stop it at once.
 			e.log.Info("job moved away", "job", job.Name, "attempt", r.job.Attempt, "now", job.Attempt)
@@ -87,23 +89,24 @@ func (e *Engine) work(ctx context.Context, job catalog.Job) {
 		}
 		return
 	}
-	n := 0
-	for _, pl := range job.Plan.Pipelines {
-		n += pl.Parallelism
-	}
 	// Invariant: a worker runs exactly what the catalog places on it, each
 	// attempt at most once in this process.
-	if job.State != catalog.Running || len(slots) != n {
+	if job.State != catalog.Running || len(mine) == 0 {
 		return
 	}
+	e.mu.Lock()
 	if a, ok := e.ran[job.ID]; ok && a >= job.Attempt {
+		e.mu.Unlock()
 		return
 	}
 	e.ran[job.ID] = job.Attempt
-	e.mu.Lock()
+	slots := make([]int, len(mine))
+	for i, t := range mine {
+		slots[i] = t.Slot
+	}
 	e.slots.hold(jobRef{job.ID, job.Name}, slots)
 	e.mu.Unlock()
-	e.start(ctx, job, slots)
+	e.start(ctx, job, mine)
 }
 
 // complete handles a run whose tasks have all ended on their own: done,
@@ -127,6 +130,8 @@ func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
 	case r.finished():
 		_, err = e.transition(ctx, job, r.job.Attempt, active, catalog.Finished, "", "every source reached its end")
 	}
+	// Otherwise the run was stopped, or its part here ended with the
+	// pipeline's final checkpoint: its home records the outcome.
 	if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) && !errors.Is(err, catalog.ErrStaleAttempt) {
 		e.log.Warn("the end of a run is not recorded yet; trying again", "job", job.Name, "attempt", r.job.Attempt, "err", err)
 		return

@@ -151,7 +151,7 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	reg := cfg.Registry
 	incarnation := catalog.NewRequestID() // random: this start of the node
 	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Incarnation: incarnation, Slots: cfg.Slots, Registry: reg, Logger: log,
-		JobOptions: planner.JobConfig, Resync: cfg.Resync,
+		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
 		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() },
 		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
 	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
@@ -198,7 +198,7 @@ func (n *Node) serveHTTP() error {
 		}
 	}
 	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started)
-	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword)
+	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword, n.Engine.Deliver)
 	n.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if n.cfg.TLS != nil {
 		n.hs.TLSConfig = n.cfg.TLS.HTTP

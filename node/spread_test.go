@@ -1,0 +1,72 @@
+package node_test
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"sluice/catalog"
+)
+
+// A bounded datagen job with parallelism 3 on three in-process nodes: its
+// subtasks spread over the nodes, its checkpoints cross them (run under
+// -race: the node RPC, Deliver and the coordinator together), and it
+// finishes at its first attempt.
+func TestPipelineAcrossNodes(t *testing.T) {
+	ns := cluster3(t)
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s)/", ns[1].MySQLAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE SYNC JOB s FROM datagen ('rows'='3000', 'rate'='3000', 'batch_size'='100', 'tables'='a') " +
+		"TO blackhole () WITH ('checkpoint.interval'='100ms', 'parallelism'='3')"); err != nil {
+		t.Fatal(err)
+	}
+	job := func() catalog.Job { j, _ := ns[0].Catalog.Job("s"); return j }
+	waitFor(t, "the subtasks on three nodes", func() bool {
+		on := map[string]bool{}
+		for _, p := range job().Placement {
+			on[p.Node] = true
+		}
+		return len(on) == 3
+	})
+	for _, n := range ns {
+		waitFor(t, "a task running on each node", func() bool {
+			for _, r := range n.Engine.Tasks() {
+				if r.Job == "s" {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	waitFor(t, "FINISHED", func() bool { return job().State == catalog.Finished })
+	j := job()
+	cps := ns[0].Catalog.Checkpoints()
+	completed := 0
+	for _, c := range cps {
+		if c.JobID == j.ID && c.State == catalog.CheckpointCompleted {
+			completed++
+			if len(c.Tasks) != 3 {
+				t.Fatalf("checkpoint %d holds %d tasks, want 3 (one complete record per pipeline checkpoint)", c.ID, len(c.Tasks))
+			}
+		}
+	}
+	if j.Attempt != 1 || completed == 0 {
+		t.Fatalf("attempt %d, %d completed checkpoints", j.Attempt, completed)
+	}
+	var rows int64
+	for _, n := range ns {
+		for _, m := range n.Engine.MetricRows() {
+			if m.Job == "s" {
+				rows += m.SinkWriteCount
+			}
+		}
+	}
+	if rows != 3000 {
+		t.Fatalf("%d rows written over the nodes, want 3000", rows)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sluice/connectors/blackhole"
 	"sluice/connectors/datagen"
 	"sluice/exec"
+	"sluice/exec/coordinator"
 	"sluice/planner"
 	"sluice/raftstore"
 )
@@ -164,8 +165,11 @@ func engineJob(rows int64, parallelism int, interval string) (sample, error) {
 	}
 	eng := exec.New(exec.Config{NodeID: "bench", Incarnation: "bench", Registry: reg, JobOptions: planner.JobConfig,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
+	coord := coordinator.New(coordinator.Config{RetryInterval: planner.RetryInterval,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
+	go coord.Run(ctx)
 	defer func() { cancel(); <-done }()
 	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "datagen", Options: map[string]string{"rows": fmt.Sprint(rows)}},
 		Sink: catalog.ConnectorRef{Connector: "blackhole"}, Options: map[string]string{"checkpoint.interval": interval, "parallelism": fmt.Sprint(parallelism)}}

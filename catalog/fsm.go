@@ -391,7 +391,7 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 		j.Attempt++
 		j.Placement = c.Placement
 	}
-	if !c.To.Active() {
+	if !c.To.Active() || c.To == Waiting {
 		j.Placement = nil // the slots are free again
 	}
 	j.Version = index

@@ -15,16 +15,19 @@ const (
 	Scheduled  JobState = "SCHEDULED"
 	Running    JobState = "RUNNING"
 	Restarting JobState = "RESTARTING"
-	Paused     JobState = "PAUSED"
-	Failed     JobState = "FAILED"
-	Finished   JobState = "FINISHED"
-	Canceled   JobState = "CANCELED"
+	// Waiting: no nodes have the free slots the job needs
+	// (schedule.strategy=wait); it is placed once they do.
+	Waiting  JobState = "WAITING"
+	Paused   JobState = "PAUSED"
+	Failed   JobState = "FAILED"
+	Finished JobState = "FINISHED"
+	Canceled JobState = "CANCELED"
 )
 
 // Active reports whether a job in this state should have tasks running.
 func (s JobState) Active() bool {
 	switch s {
-	case Created, Scheduled, Running, Restarting:
+	case Created, Scheduled, Running, Restarting, Waiting:
 		return true
 	}
 	return false

@@ -48,8 +48,6 @@ type Config struct {
 	// Incarnation is this start of the node, as registered in the catalog:
 	// the worker runs only tasks placed on it.
 	Incarnation string
-	// IsLeader says whether this node coordinates (places jobs) now.
-	IsLeader func() bool
 	// Connected says whether this node is in touch with the leader (its
 	// heartbeats answered within the session timeout); a worker that is
 	// not stops its tasks, which the leader moves elsewhere. nil: always.
@@ -75,11 +73,10 @@ type Engine struct {
 	metrics *Metrics
 	wake    chan struct{}
 
-	mu      sync.Mutex // guards runs and slots (read by system tables)
-	runs    map[uint64]*jobRun
-	slots   *slotPool
-	waiting map[uint64]bool // jobs told to wait for slots (event sent once); coordinator only
-	ran     map[uint64]int  // the last attempt of each job this process ran (guarded by mu)
+	mu    sync.Mutex // guards runs and slots (read by system tables)
+	runs  map[uint64]*jobRun
+	slots *slotPool
+	ran   map[uint64]int // the last attempt of each job this process ran (guarded by mu)
 }
 
 // New returns an engine. Call Run to start it.
@@ -92,9 +89,6 @@ func New(cfg Config, cat Catalog) *Engine {
 	}
 	if cfg.QueueDepth <= 0 {
 		cfg.QueueDepth = 4
-	}
-	if cfg.IsLeader == nil {
-		cfg.IsLeader = func() bool { return true }
 	}
 	if cfg.Connected == nil {
 		cfg.Connected = func() bool { return true }
@@ -114,7 +108,7 @@ func New(cfg Config, cat Catalog) *Engine {
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
-		slots: newSlotPool(cfg.Slots), waiting: map[uint64]bool{}, ran: map[uint64]int{},
+		slots: newSlotPool(cfg.Slots), ran: map[uint64]int{},
 	}
 }
 

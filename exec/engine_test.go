@@ -20,6 +20,7 @@ import (
 	"sluice/connectors/datagen"
 	"sluice/connectors/file"
 	"sluice/connectors/tablerename"
+	"sluice/exec/coordinator"
 	"sluice/planner"
 )
 
@@ -135,7 +136,11 @@ func newHarness(t *testing.T, slots int) *harness {
 		JobOptions: planner.JobConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, cat: cat, eng: eng, rec: rec, alloc: alloc, cancel: cancel, done: make(chan struct{})}
-	go func() { _ = eng.Run(ctx); close(h.done) }()
+	coord := coordinator.New(coordinator.Config{Resync: 20 * time.Millisecond, RetryInterval: planner.RetryInterval,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, cat)
+	coordDone := make(chan struct{})
+	go func() { coord.Run(ctx); close(coordDone) }()
+	go func() { _ = eng.Run(ctx); <-coordDone; close(h.done) }()
 	t.Cleanup(func() {
 		h.cancel()
 		<-h.done
@@ -172,6 +177,11 @@ func (h *harness) createWith(name string, src map[string]string, sink catalog.Co
 		h.t.Fatal(err)
 	}
 	return *res.Job
+}
+
+func (h *harness) job(name string) catalog.Job {
+	j, _ := h.cat.Job(name)
+	return j
 }
 
 func (h *harness) waitState(name string, want catalog.JobState) catalog.Job {
@@ -313,10 +323,39 @@ func TestSinkFailureRetriesThenFailsWithCause(t *testing.T) {
 
 func TestSlotsRejectAndWait(t *testing.T) {
 	h := newHarness(t, 2)
-	h.create("big", map[string]string{"rate": "100"}, 3)
-	time.Sleep(100 * time.Millisecond)
-	if j, _ := h.cat.Job("big"); j.State != catalog.Created {
-		t.Fatalf("job needing 3 of 2 slots must wait in CREATED, is %s", j.State)
+	h.create("full", map[string]string{"rate": "100"}, 2)
+	h.waitState("full", catalog.Running)
+	// The queue: first come, first placed; a job that does not fit holds
+	// back no later one that does.
+	h.create("w1", map[string]string{"rate": "100"}, 1)
+	h.waitState("w1", catalog.Waiting)
+	h.create("w2", map[string]string{"rate": "100"}, 2)
+	h.waitState("w2", catalog.Waiting)
+	if pos := catalog.QueuePositions(h.cat.Jobs()); pos[h.job("w1").ID] != 1 || pos[h.job("w2").ID] != 2 {
+		t.Fatalf("queue positions %v", pos)
+	}
+	waited := ""
+	for _, e := range h.cat.Events() {
+		if e.Job == "w2" && e.Kind == "WAITING" {
+			waited = e.Message
+		}
+	}
+	if !strings.Contains(waited, "needs 2 free slots; no node fits (n1 0 free)") || !strings.Contains(waited, "position 2 in the wait queue") {
+		t.Fatalf("WAITING event: %q", waited)
+	}
+	if _, err := h.cat.DropJob(context.Background(), catalog.DropJob{Name: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("w1", catalog.Running) // first in the queue, placed first
+	if pos := catalog.QueuePositions(h.cat.Jobs()); h.job("w2").State != catalog.Waiting || pos[h.job("w2").ID] != 1 {
+		t.Fatalf("w2 %s at %v: one slot is left, it needs two", h.job("w2").State, pos)
+	}
+	if _, err := h.cat.DropJob(context.Background(), catalog.DropJob{Name: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("w2", catalog.Running)
+	if _, err := h.cat.DropJob(context.Background(), catalog.DropJob{Name: "w2"}); err != nil {
+		t.Fatal(err)
 	}
 	spec := catalog.JobSpec{Source: catalog.ConnectorRef{Connector: "datagen"}, Sink: catalog.ConnectorRef{Connector: "record"},
 		Options: map[string]string{"parallelism": "3", "schedule.strategy": "reject"}}

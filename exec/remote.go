@@ -67,6 +67,8 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 	r := e.runs[m.JobID]
 	ran := e.ran[m.JobID]
 	e.mu.Unlock()
+	// Invariant (fencing): a message reaches only the run of exactly the
+	// attempt it names.
 	if r == nil || r.job.Attempt != m.Attempt {
 		if (r != nil && r.job.Attempt > m.Attempt) || ran >= m.Attempt || e.jobAttempt(m.JobID) > m.Attempt {
 			return fmt.Errorf("%w: job %d attempt %d", ErrFenced, m.JobID, m.Attempt)
@@ -92,8 +94,8 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 		if t == nil {
 			return fmt.Errorf("%w: task %d of pipeline %d does not run here", ErrFenced, m.Subtask, m.Pipeline)
 		}
-		// A message retried after a lost answer arrives twice: deliver
-		// each checkpoint's trigger and commit to a task once.
+		// Invariant: each checkpoint's trigger and commit reach a task once
+		// (a message retried after a lost answer arrives twice).
 		t.rx.Lock()
 		defer t.rx.Unlock()
 		if m.Kind == MsgTrigger {

@@ -8,15 +8,12 @@ import (
 	"sluice/catalog"
 )
 
-// reconcile is one pass of the engine: on the leader, the coordinator's
-// placement decisions (coordinator.go); on every node, the worker's: run
-// what the catalog places on this node, stop what it no longer does.
+// reconcile is one pass of the worker: run what the catalog places on
+// this node, stop what it no longer does. (Placement is the coordinator's,
+// package exec/coordinator, on the leader.)
 func (e *Engine) reconcile(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
-	}
-	if e.cfg.IsLeader() {
-		e.schedule(ctx)
 	}
 	if !e.cfg.Connected() {
 		// Out of touch with the leader for a session: it moves this node's
@@ -116,7 +113,7 @@ func (e *Engine) work(ctx context.Context, job catalog.Job) {
 // write lost to a missing quorum is made again on a later pass, so the
 // job never stays RUNNING with nobody running it.
 func (e *Engine) complete(ctx context.Context, job catalog.Job, r *jobRun) {
-	active := []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting}
+	active := []catalog.JobState{catalog.Running, catalog.Scheduled, catalog.Restarting, catalog.Waiting}
 	var err error
 	switch {
 	case r.err != nil && job.Restarts < r.ckpt.retryTimes:

@@ -19,6 +19,7 @@ import (
 	"sluice/cluster"
 	"sluice/connectors"
 	"sluice/exec"
+	"sluice/exec/coordinator"
 	"sluice/planner"
 	"sluice/raftstore"
 	"sluice/sqlfront"
@@ -64,13 +65,16 @@ type Node struct {
 	Peers    *cluster.Peers
 	Liveness *cluster.Liveness
 	Engine   *exec.Engine
-	Front    *sqlfront.Server
-	httpLn   net.Listener
-	hs       *http.Server
-	cancel   context.CancelFunc
-	engDone  chan struct{}
-	liveDone chan struct{}
-	started  atomic.Bool
+	// Coordinator places jobs while this node leads.
+	Coordinator *coordinator.Coordinator
+	Front       *sqlfront.Server
+	httpLn      net.Listener
+	hs          *http.Server
+	cancel      context.CancelFunc
+	engDone     chan struct{}
+	coordDone   chan struct{}
+	liveDone    chan struct{}
+	started     atomic.Bool
 }
 
 // Start opens the node's state, brings it into its cluster and serves
@@ -152,8 +156,9 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	incarnation := catalog.NewRequestID() // random: this start of the node
 	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Incarnation: incarnation, Slots: cfg.Slots, Registry: reg, Logger: log,
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
-		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() },
 		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
+	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
+		IsLeader: func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
 	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
 		SessionTimeout: cfg.SessionTimeout, Log: log}
 	if err := n.serveHTTP(); err != nil {
@@ -169,6 +174,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 
 	n.engDone = make(chan struct{})
 	go func() { defer close(n.engDone); _ = n.Engine.Run(ctx) }()
+	n.coordDone = make(chan struct{})
+	go func() { defer close(n.coordDone); n.Coordinator.Run(ctx) }()
 	n.liveDone = make(chan struct{})
 	go func() { defer close(n.liveDone); n.Liveness.Run(ctx) }()
 
@@ -216,22 +223,22 @@ func (n *Node) MySQLAddr() string { return n.Front.Addr().String() }
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 
 // Close stops the node: the front first, then the jobs (gracefully), then
-// the catalog.
+// the HTTP endpoints (a graceful stop of a pipeline spread over nodes
+// needs the node RPC until its final checkpoint), then the catalog.
 func (n *Node) Close() error {
-	if n.hs != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = n.hs.Shutdown(sctx)
-		cancel()
-	}
 	if n.Front != nil {
 		_ = n.Front.Close()
 	}
 	n.cancel()
-	if n.engDone != nil {
-		<-n.engDone // the engine stops every job gracefully when ctx ends
+	for _, done := range []chan struct{}{n.engDone, n.coordDone, n.liveDone} {
+		if done != nil {
+			<-done // the engine stops every job gracefully when ctx ends
+		}
 	}
-	if n.liveDone != nil {
-		<-n.liveDone
+	if n.hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = n.hs.Shutdown(sctx)
+		cancel()
 	}
 	var err error
 	if n.Store != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"sluice/catalog"
 	"sluice/connectors"
@@ -273,6 +274,15 @@ func (p *Planner) validate(c ConnectorClause, kind connectors.Kind) (catalog.Con
 		canon[opt.Name] = v
 	}
 	return catalog.ConnectorRef{Connector: spec.Name, Options: canon}, nil
+}
+
+// RetryInterval is a job's retry.interval (validated at CREATE; the
+// default when its options no longer validate).
+func RetryInterval(spec catalog.JobSpec) time.Duration {
+	if cfg, err := JobConfig(spec); err == nil {
+		return cfg.Duration("retry.interval")
+	}
+	return 10 * time.Second
 }
 
 // JobConfig returns a job's validated WITH options with defaults filled in.

@@ -15,6 +15,7 @@ import (
 	"github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"sluice/catalog"
+	"sluice/exec/coordinator"
 	"sluice/planner"
 )
 
@@ -119,7 +120,7 @@ func (s *Server) authorize(ctx context.Context, c *mysql.Conn, text string, priv
 	return nil
 }
 
-var pauseFrom = []catalog.JobState{catalog.Created, catalog.Scheduled, catalog.Running, catalog.Restarting}
+var pauseFrom = []catalog.JobState{catalog.Created, catalog.Scheduled, catalog.Running, catalog.Restarting, catalog.Waiting}
 var resumeFrom = []catalog.JobState{catalog.Paused, catalog.Failed}
 
 // Exec executes a parsed dialect statement (no authorisation: callers
@@ -135,6 +136,11 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		if _, exists := cat.Job(st.Name); !exists {
 			if err := s.cfg.Planner.Check(ctx, cmd.Spec, cat.Jobs()); err != nil {
 				return nil, err
+			}
+			if cmd.Spec.Options["schedule.strategy"] == "reject" {
+				if err := coordinator.Check(catalog.Job{Name: cmd.Name, Spec: cmd.Spec, Plan: cmd.Plan}, cat.Jobs(), cat.Nodes()); err != nil {
+					return nil, err
+				}
 			}
 		}
 		res, err := cat.CreateJob(ctx, cmd)

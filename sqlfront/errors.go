@@ -8,6 +8,7 @@ import (
 
 	"sluice/catalog"
 	"sluice/connectors"
+	"sluice/exec/coordinator"
 	"sluice/planner"
 	"sluice/raftstore"
 )
@@ -30,11 +31,13 @@ import (
 //	changed concurrently, run again    1213 ER_LOCK_DEADLOCK          40001
 //	outcome unknown (leader changed)   1105 ER_UNKNOWN_ERROR          HY000
 //	no quorum: writes cannot commit    1290 ER_OPTION_PREVENTS_STMT   HY000
+//	no free slots (strategy reject)    1041 ER_OUT_OF_RESOURCES       HY000
 //	anything else                      1105 ER_UNKNOWN_ERROR          HY000
 const (
 	ss42000                = "42000" // syntax error or access rule violation
 	erUnknownStorageEngine = 1286
 	erUnknownOption        = 1911
+	erOutOfResources       = 1041
 	// ER_CONNECT_TO_FOREIGN_DATA_SOURCE: a source or target refused the job at CREATE.
 	erConnectToForeignDataSource = 1429
 )
@@ -68,6 +71,8 @@ func toSQLError(err error) error {
 		return sqlError(mysql.ERNoSuchTable, mysql.SSUnknownTable, "%s", msg)
 	case errors.Is(err, catalog.ErrBadTransition):
 		return sqlError(mysql.ERWrongUsage, mysql.SSUnknownSQLState, "%s", msg)
+	case errors.Is(err, coordinator.ErrNoSlots):
+		return sqlError(erOutOfResources, "HY000", "%s", msg)
 	case errors.Is(err, connectors.ErrUnknownConnector):
 		return sqlError(erUnknownStorageEngine, ss42000, "%s", msg)
 	case errors.Is(err, connectors.ErrUnknownOption):

@@ -54,6 +54,8 @@ var script = []step{
 	{sql: "SELECT count(*) FROM sluice.jobs j JOIN sluice.events e ON e.job = j.name WHERE e.kind = 'CREATED'", want: []string{"2"}},
 	// Bad input: each refused with its code, nothing changed.
 	{sql: "CREATE SYNC JOB orders FROM datagen () TO blackhole ()", code: 1050, msg: "already exists: orders"},
+	{sql: "CREATE SYNC JOB r FROM datagen () TO blackhole () WITH ('tags'='zone=mars', 'schedule.strategy'='reject')", code: 1041,
+		msg: "not enough free slots: needs 1 free slot; no node fits (n1 tags none) (schedule.strategy=reject)"},
 	{sql: "CREATE SYNC JOB x FROM datagen ('rate'='fast') TO blackhole ()", code: 1231, msg: `"fast" is not an integer`},
 	{sql: "CREATE SYNC JOB x FROM nosuch () TO blackhole ()", code: 1286, msg: "valid sources are datagen"},
 	{sql: "CREATE SYNC JOB x FROM datagen ('rowz'='1') TO blackhole ()", code: 1911, msg: "valid options are batch_size, rate, rows, tables"},

@@ -49,6 +49,14 @@ func nullable(s string) any {
 	return s
 }
 
+// nullableInt is NULL for 0 (none).
+func nullableInt(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return int64(n)
+}
+
 func boolInt(b bool) int8 {
 	if b {
 		return 1
@@ -130,10 +138,13 @@ func (s *Server) tableList() []*sysTable {
 				colDef{"source", tVarchar, false}, colDef{"transforms", tVarchar, true}, colDef{"sink", tVarchar, false},
 				colDef{"parallelism", types.Int64, false}, colDef{"created_at", tDatetime, false},
 				colDef{"updated_at", tDatetime, false}, colDef{"error", tText, true}, colDef{"restarts", types.Int64, false},
-				colDef{"attempt", types.Int64, false}, colDef{"version", types.Uint64, false}),
+				colDef{"attempt", types.Int64, false}, colDef{"version", types.Uint64, false},
+				colDef{"queue_position", types.Int64, true}),
 			rows: func(*sql.Context) []sql.Row {
 				var rows []sql.Row
-				for _, j := range cat.Jobs() {
+				jobs := cat.Jobs()
+				queue := catalog.QueuePositions(jobs)
+				for _, j := range jobs {
 					var par int64
 					var tr []string
 					for _, p := range j.Plan.Pipelines {
@@ -144,7 +155,7 @@ func (s *Server) tableList() []*sysTable {
 					}
 					rows = append(rows, sql.NewRow(j.ID, j.Name, string(j.State), j.Spec.Source.Connector,
 						nullable(strings.Join(tr, ",")), j.Spec.Sink.Connector, par, j.CreatedAt, j.UpdatedAt, nullable(j.Error),
-						int64(j.Restarts), int64(j.Attempt), j.Version))
+						int64(j.Restarts), int64(j.Attempt), j.Version, nullableInt(queue[j.ID])))
 				}
 				return rows
 			},

@@ -1,4 +1,4 @@
-package exec
+package coordinator
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func TestChoosePlacement(t *testing.T) {
 		{"nothing fits", placeJob(1, 1, map[string]string{"tags": "zone=x"}), []catalog.Node{{ID: "b", Tags: "zone=a"}, {ID: "c", Status: catalog.NodeDown}}, "", "no node fits (b tags zone=a, c DOWN)"},
 	}
 	for _, c := range cases {
-		pl, why := choosePlacement(c.job, []catalog.Job{busy, c.job}, c.nodes)
+		pl, why := Choose(c.job, []catalog.Job{busy, c.job}, c.nodes)
 		if c.want == "" {
 			if pl != nil || !strings.Contains(why, c.why) {
 				t.Errorf("%s: placed %+v, why %q", c.name, pl, why)

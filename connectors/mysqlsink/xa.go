@@ -77,6 +77,48 @@ func (s *Sink) gtrid() string {
 	return g
 }
 
+// bqual names the transaction prepared at checkpoint id by attempt:
+// "<id>_a<attempt>".
+func bqual(id uint64, attempt int) string {
+	return strconv.FormatUint(id, 10) + "_a" + strconv.Itoa(attempt)
+}
+
+// attemptOf is the attempt a branch qualifier names (0 for one made
+// before attempts were in it, or not ours).
+func attemptOf(bq string) int {
+	_, a, ok := strings.Cut(bq, "_a")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(a)
+	return n
+}
+
+// rollbackOlder rolls back the transactions of this task that an older
+// attempt left prepared. Safe at any time after Recover: this run started
+// from the last checkpoint the catalog completed, whose transaction Recover
+// committed, and the catalog refuses every later commit of an older
+// attempt, so no transaction prepared by one will ever be committed. A
+// zombie (a frozen run that thawed after its job moved) may prepare after
+// Recover ran; this sweep, before each transaction of this run, ends those
+// (and their locks).
+func (s *Sink) rollbackOlder(ctx context.Context) error {
+	left, err := s.leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, bq := range left {
+		if attemptOf(bq) >= s.env.Attempt {
+			continue
+		}
+		if err := s.xaExec(ctx, "XA ROLLBACK "+xid(s.gtrid(), bq)); err != nil && !isMySQLError(err, errXANotA) {
+			return fmt.Errorf("XA ROLLBACK %s (prepared by attempt %d, fenced): %w", bq, attemptOf(bq), err)
+		}
+		s.log("rolled back a transaction an older attempt prepared", "xid", s.gtrid()+","+bq)
+	}
+	return nil
+}
+
 // xid renders an xid as hex literals, safe for any bytes.
 func xid(gtrid, bqual string) string {
 	return "X'" + hex.EncodeToString([]byte(gtrid)) + "',X'" + hex.EncodeToString([]byte(bqual)) + "'"
@@ -207,7 +249,13 @@ func (s *Sink) preCommitXA(ctx context.Context, id uint64) ([]byte, error) {
 	if s.rows == 0 {
 		return nil, nil
 	}
-	bq := strconv.FormatUint(id, 10)
+	// Invariant (fencing): a transaction is named by its checkpoint and the
+	// attempt that prepared it, so two runs never share one, and a run
+	// knows which prepared transactions are an older (fenced) run's.
+	if err := s.rollbackOlder(ctx); err != nil {
+		return nil, err
+	}
+	bq := bqual(id, s.env.Attempt)
 	x := xid(s.gtrid(), bq)
 	if err := s.xaExec(ctx, "XA START "+x); err != nil {
 		s.dropConn()

@@ -16,7 +16,13 @@ import (
 // eoSink is an exactly-once sink of job jobID, recovered at checkpoint id.
 func eoSink(t *testing.T, jobID uint64, id uint64, state []byte) *Sink {
 	t.Helper()
-	s := newSinkEnv(t, map[string]string{"semantic": "exactly-once"}, connectors.Env{Job: "xa", JobID: jobID})
+	return eoSinkAt(t, jobID, 0, id, state)
+}
+
+// eoSinkAt is eoSink for a given attempt of the job.
+func eoSinkAt(t *testing.T, jobID uint64, attempt int, id uint64, state []byte) *Sink {
+	t.Helper()
+	s := newSinkEnv(t, map[string]string{"semantic": "exactly-once"}, connectors.Env{Job: "xa", JobID: jobID, Attempt: attempt})
 	if err := s.Recover(context.Background(), id, state); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +148,40 @@ func TestExactlyOnceRecover(t *testing.T) {
 	commit(t, other, 1)
 	if got := rowsOf(t, "SELECT id FROM xa2.u"); got != "9" || st == nil {
 		t.Fatalf("other job's rows: %q", got)
+	}
+}
+
+// A zombie (attempt 1, frozen while its job moved, then thawed) prepares a
+// transaction after attempt 2 recovered. Its xid names its attempt, so it
+// never collides with attempt 2's at the same checkpoint id, and attempt
+// 2 rolls it back before its own next transaction once the zombie's
+// session ended: the zombie's rows never land and no prepared transaction
+// (with its locks) is left.
+func TestExactlyOnceZombieAttemptRolledBack(t *testing.T) {
+	id := connectors.TableID{Database: "xa7", Table: "t"}
+	z := eoSinkAt(t, 7, 1, 0, nil)
+	put(t, z, id, kv, "", []any{ins, int64(1), "before"})
+	st1 := barrier(t, z, 1)
+	commit(t, z, 1)
+
+	live := eoSinkAt(t, 7, 2, 1, st1) // the job moved: attempt 2 from checkpoint 1
+	put(t, z, id, kv, "", []any{ins, int64(2), "zombie"})
+	barrier(t, z, 2) // the catalog refuses its checkpoint 2; nobody commits it
+	// Fenced, the zombie stops; its prepared transaction outlives its
+	// connection (the server lets another session end it only then).
+	z.Close()
+	put(t, live, id, kv, "", []any{ins, int64(3), "live"})
+	barrier(t, live, 2) // the same checkpoint id: a distinct xid
+	left, err := live.leftovers(context.Background())
+	if err != nil || len(left) != 1 || left[0] != "2_a2" {
+		t.Fatalf("prepared after attempt 2's barrier: %v %v (want only attempt 2's own)", left, err)
+	}
+	commit(t, live, 2)
+	if got := rowsOf(t, "SELECT id FROM xa7.t ORDER BY id"); got != "1 3" {
+		t.Fatalf("rows %q, want 1 3 (the zombie's row 2 never lands)", got)
+	}
+	if left, err := live.leftovers(context.Background()); err != nil || len(left) != 0 {
+		t.Fatalf("prepared transactions left: %v %v", left, err)
 	}
 }
 

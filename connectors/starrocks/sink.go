@@ -155,7 +155,7 @@ type Sink struct {
 	prepared []preparedBatch // prepared, not yet committed
 	known    map[string][2]string
 	open     map[string]int // database → our transactions begun and not yet committed
-	// labels crashed runs may have left prepared: <base>_<from…to>
+	// labels crashed runs may have left prepared: <base>_<from…to>_a<attempt>
 	probes []probe
 	warned bool // the carry budget was exceeded (logged once)
 }
@@ -163,6 +163,7 @@ type Sink struct {
 // probe is a series of labels to look for after a restart.
 type probe struct {
 	base     uint64
+	attempt  int
 	from, to int // to: probe at least this far; then until a label is unknown
 }
 
@@ -175,6 +176,7 @@ type preparedBatch struct {
 type state struct {
 	Base     uint64          `json:"base"`
 	K        int             `json:"k"`
+	Attempt  int             `json:"attempt,omitempty"` // the attempt whose labels these are (0: before labels had one)
 	Tables   [][2]string     `json:"tables"`
 	Prepared []preparedBatch `json:"prepared"`
 	Carry    []carried       `json:"carry,omitempty"`

@@ -219,6 +219,66 @@ func TestExactlyOnceCrashes(t *testing.T) {
 	alloc.AssertSize(t, 0)
 }
 
+// TestExactlyOnceZombieNeverSharesALabel: a run (attempt 2) frozen with a
+// transaction open while its job moved; the run that replaced it (attempt
+// 3) recovers from the same checkpoint. Labels name the attempt, so the
+// new run rolls the zombie's transaction back by name and opens its own
+// under another; the thawed zombie's load fails instead of landing in the
+// new run's transaction, and nothing is left dangling.
+func TestExactlyOnceZombieNeverSharesALabel(t *testing.T) {
+	e := newEmu(t)
+	e.CreateTable("shop", "orders", "id")
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	ctx := context.Background()
+	eo := map[string]string{"semantic": "exactly-once"}
+	first := sinkFor(t, e, 1, eo)
+	if err := first.Recover(ctx, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, first, batch(alloc, connectors.Insert, 1, "a"))
+	st1, err := barrier(ctx, first, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Commit(ctx, 1, st1); err != nil {
+		t.Fatal(err)
+	}
+	zombie := sinkFor(t, e, 2, eo)
+	if err := zombie.Recover(ctx, 1, st1); err != nil {
+		t.Fatal(err)
+	}
+	write(t, zombie, batch(alloc, connectors.Insert, 2, "zombie"))
+	if err := zombie.Flush(ctx); err != nil { // its transaction is open: then it freezes
+		t.Fatal(err)
+	}
+	live := sinkFor(t, e, 3, eo)
+	if err := live.Recover(ctx, 1, st1); err != nil {
+		t.Fatal(err)
+	}
+	write(t, live, batch(alloc, connectors.Insert, 3, "live"))
+	if err := live.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(t, zombie, batch(alloc, connectors.Insert, 4, "zombie")) // thawed
+	if err := zombie.Flush(ctx); err == nil {
+		t.Fatal("the zombie loaded into a transaction after its job moved")
+	}
+	st2, err := barrier(ctx, live, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Commit(ctx, 2, st2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(e); got != "1=a 3=live" {
+		t.Fatalf("rows %q, want 1=a 3=live", got)
+	}
+	if d := e.Dangling(); len(d) != 0 {
+		t.Fatalf("dangling: %v", d)
+	}
+	alloc.AssertSize(t, 0)
+}
+
 // TestCredentialsSurviveTheRedirect: the FE redirects to a BE on another
 // address; Go drops Authorization there unless the client keeps it.
 func TestCredentialsSurviveTheRedirect(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 // the buffer into it.
 func (s *Sink) txnLoad(ctx context.Context, t *target) error {
 	if t.txn == "" {
-		label := s.label(t.db, t.table, strconv.FormatUint(s.base, 10), strconv.Itoa(s.k+1))
+		label := s.txnLabel(t.db, t.table, s.base, s.k+1, s.env.Attempt)
 		if err := s.begin(ctx, t.db, t.table, label); err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (s *Sink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
 	if len(pb.Labels) > 0 {
 		s.prepared = append(s.prepared, pb)
 	}
-	st := state{Base: s.base, K: s.k, Prepared: s.prepared, Carry: s.carry()}
+	st := state{Base: s.base, K: s.k, Attempt: s.env.Attempt, Prepared: s.prepared, Carry: s.carry()}
 	for _, v := range s.known {
 		st.Tables = append(st.Tables, v)
 	}
@@ -160,9 +160,23 @@ func (s *Sink) commitLabel(ctx context.Context, db, table, label string) error {
 	return fmt.Errorf("commit %s (state %s): %w", label, st, err)
 }
 
+// txnLabel is the label of the k-th transaction of a table in the run of
+// attempt that recovered from checkpoint base: <base>_<k>_a<attempt>.
+// Invariant (fencing): two runs never share a label, so a zombie's load (a
+// frozen run that thawed after its job moved) can never land in the
+// transaction of the run that replaced it.
+func (s *Sink) txnLabel(db, table string, base uint64, k, attempt int) string {
+	if attempt == 0 { // labels made before they named their attempt
+		return s.label(db, table, strconv.FormatUint(base, 10), strconv.Itoa(k))
+	}
+	return s.label(db, table, strconv.FormatUint(base, 10), strconv.Itoa(k), "a"+strconv.Itoa(attempt))
+}
+
 // Recover commits what the last committed checkpoint prepared and rolls
-// back what the crashed run prepared after it: its labels are
-// <base>_<k+1>, <base>_<k+2>, … per table, probed until one is unknown.
+// back what the crashed runs prepared after it: the run that took it
+// (labels <base>_<k+1>_a<attempt>, … per table, probed until one is
+// unknown) and every run that recovered from it since and did not get to a
+// checkpoint (attempts in between, labels <id>_<1…>_a<attempt>).
 func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,14 +210,21 @@ func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
 	if s.env.LastCheckpointID > id {
 		last = st.K + int(s.env.LastCheckpointID-id) + 1
 	}
-	// Two runs may have left transactions: the one that took checkpoint id
-	// (labels <st.Base>_<st.K+1…>) and any that recovered from id before
-	// this one and crashed (labels <id>_<1…>).
+	// Runs that may have left transactions: the one that took checkpoint
+	// id (labels <st.Base>_<st.K+1…>_a<st.Attempt>) and any that recovered
+	// from id before this one and crashed (labels <id>_<1…>_a<attempt>,
+	// every attempt in between).
 	again := 1
 	if s.env.LastCheckpointID > id {
 		again = int(s.env.LastCheckpointID-id) + 1
 	}
-	s.probes = []probe{{base: st.Base, from: st.K + 1, to: last}, {base: id, from: 1, to: again}}
+	s.probes = []probe{{base: st.Base, attempt: st.Attempt, from: st.K + 1, to: last}}
+	if st.Attempt == 0 {
+		s.probes = append(s.probes, probe{base: id, from: 1, to: again}) // runs from before labels named their attempt
+	}
+	for a := max(st.Attempt+1, 1); a < s.env.Attempt; a++ {
+		s.probes = append(s.probes, probe{base: id, attempt: a, from: 1, to: again})
+	}
 	for _, tb := range st.Tables {
 		s.known[tb[0]+"."+tb[1]] = tb
 		if err := s.rollbackLeftovers(ctx, tb[0], tb[1]); err != nil {
@@ -221,7 +242,7 @@ func (s *Sink) Recover(ctx context.Context, id uint64, data []byte) error {
 func (s *Sink) rollbackLeftovers(ctx context.Context, db, table string) error {
 	for _, p := range s.probes {
 		for k := p.from; ; k++ {
-			label := s.label(db, table, strconv.FormatUint(p.base, 10), strconv.Itoa(k))
+			label := s.txnLabel(db, table, p.base, k, p.attempt)
 			state, err := s.c.loadState(ctx, db, label)
 			if err != nil {
 				return err

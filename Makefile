@@ -51,8 +51,9 @@ demo:
 ## cluster fault tests CLUSTER_SOAK times (default 10) each; prints the passes
 SOAK ?= 20
 CLUSTER_SOAK ?= 10
-CLUSTER_FAULTS := ^(TestClusterLeaderKillExactlyOnce|TestClusterLeaderKillIntoMariaDB|TestClusterPlacementAndFailover|TestClusterLeaderPaused|TestClusterWorkerPausedIsFenced)$$
+CLUSTER_FAULTS := ^(TestClusterLeaderKillExactlyOnce|TestClusterLeaderKillIntoMariaDB|TestClusterPlacementAndFailover|TestClusterLeaderPaused|TestClusterWorkerPausedIsFenced|TestClusterPipelineAcrossNodes|TestClusterCDCToStarRocksLeaderKill|TestClusterSlowSinkStaysUp|TestClusterWholeRestartInOrders)$$
 soak: build
+	@mkdir -p bench/out
 	@SOAK=$(SOAK) $(GO) test ./cmd/sluice -run '^TestRandomizedCrash$$' -count=1 -timeout 4h -v 2>&1 | tee bench/out/soak.log | grep -E '^(crash test:|--- FAIL|    --- FAIL)'
 	@$(GO) test ./cmd/sluice -run '$(CLUSTER_FAULTS)' -count=$(CLUSTER_SOAK) -timeout 4h -v 2>&1 | tee bench/out/soak-cluster.log | \
 		awk '/^--- (PASS|FAIL)/ { n[$$3 " " $$2]++ } END { for (k in n) print "cluster fault test:", k, n[k], "of $(CLUSTER_SOAK)" }' | sort

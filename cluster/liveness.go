@@ -134,6 +134,15 @@ func (l *Liveness) beat(ctx context.Context) {
 	}
 }
 
+// Heard reports whether this node, leading, has had a heartbeat from id
+// since it took office and within the session timeout.
+func (l *Liveness) Heard(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, ok := l.seen[id]
+	return ok && time.Since(last) <= l.SessionTimeout
+}
+
 // receive records a heartbeat on the leader and returns the new view.
 func (l *Liveness) receive(rep Report) View {
 	now := time.Now().UTC()
@@ -153,7 +162,7 @@ func (l *Liveness) receive(rep Report) View {
 	l.reports[rep.Node] = rep
 	v := View{Leader: l.Self, At: now, Seen: map[string]Seen{}, Reports: map[string]Report{}}
 	for _, n := range l.Peers.Catalog.Nodes() {
-		v.Seen[n.ID] = Seen{Last: l.seen[n.ID], Status: l.statusLocked(n.ID, now)}
+		v.Seen[n.ID] = Seen{Last: l.seen[n.ID], Status: l.statusLocked(n, now)}
 	}
 	for id, r := range l.reports {
 		// A node silent for a session is DOWN: what it last reported
@@ -165,10 +174,16 @@ func (l *Liveness) receive(rep Report) View {
 	return v
 }
 
-func (l *Liveness) statusLocked(id string, now time.Time) string {
-	last, heard := l.seen[id]
+func (l *Liveness) statusLocked(n catalog.Node, now time.Time) string {
+	last, heard := l.seen[n.ID]
 	if !heard {
+		// Not heard from yet: its grace runs from when this leader took
+		// office, or from when the node (re)registered if that is later (a
+		// node that just joined is not SUSPECT before its first heartbeat).
 		last = l.leaderSince
+		if n.RegisteredAt.After(last) {
+			last = n.RegisteredAt
+		}
 	}
 	switch age := now.Sub(last); {
 	case age > l.SessionTimeout:
@@ -186,7 +201,7 @@ func (l *Liveness) judge(ctx context.Context) {
 	now := time.Now().UTC()
 	for _, n := range l.Peers.Catalog.Nodes() {
 		l.mu.Lock()
-		st, last := l.statusLocked(n.ID, now), l.seen[n.ID]
+		st, last := l.statusLocked(n, now), l.seen[n.ID]
 		l.mu.Unlock()
 		if st == "" || st == n.Status {
 			continue

@@ -158,6 +158,7 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
 		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
 	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
+		Heard:    func(id string) bool { return n.Liveness.Heard(id) },
 		IsLeader: func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
 	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
 		SessionTimeout: cfg.SessionTimeout, Log: log}

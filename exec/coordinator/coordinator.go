@@ -25,6 +25,13 @@ type Config struct {
 	IsLeader func() bool
 	// RetryInterval is a job's retry.interval (planner.JobConfig); nil: 10s.
 	RetryInterval func(catalog.JobSpec) time.Duration
+	// Heard says whether this leader has heard from a node (a heartbeat
+	// since it took office, within the session timeout); nil: every node.
+	// Tasks are placed only on nodes heard from, so after a whole-cluster
+	// restart a job is placed once on the nodes that are back, not on
+	// records of processes that are gone (which would move it again as
+	// each node comes back with a new incarnation).
+	Heard func(node string) bool
 	// Resync is the period of a pass without a catalog change (default 1s).
 	Resync time.Duration
 	// ApplyTimeout bounds each catalog write (default 5s).
@@ -44,6 +51,9 @@ type Coordinator struct {
 func New(cfg Config, cat Catalog) *Coordinator {
 	if cfg.IsLeader == nil {
 		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.Heard == nil {
+		cfg.Heard = func(string) bool { return true }
 	}
 	if cfg.RetryInterval == nil {
 		cfg.RetryInterval = func(catalog.JobSpec) time.Duration { return 10 * time.Second }
@@ -178,7 +188,21 @@ func placementLost(job catalog.Job, nodes []catalog.Node) string {
 func (c *Coordinator) place(ctx context.Context, job catalog.Job, jobs []catalog.Job, nodes []catalog.Node, why string) *catalog.Job {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
-	placement, detail := Choose(job, jobs, nodes)
+	var heard []catalog.Node
+	unheard := 0
+	for _, n := range nodes {
+		if n.Status == catalog.NodeDown || c.cfg.Heard(n.ID) {
+			heard = append(heard, n) // Choose refuses a DOWN node, saying why
+		} else {
+			unheard++
+		}
+	}
+	placement, detail := Choose(job, jobs, heard)
+	if placement == nil && unheard > 0 {
+		// Not every node has spoken to this leader yet: decide when they
+		// have, or are judged DOWN (within a session timeout).
+		return nil
+	}
 	if placement == nil {
 		fresh := job.State == catalog.Created || job.State == catalog.Scheduled
 		switch {

@@ -122,3 +122,36 @@ func TestWaitQueueOrder(t *testing.T) {
 		t.Fatalf("second %s, third %s", job(cat, "second").State, job(cat, "third").State)
 	}
 }
+
+// Tasks go only to nodes this leader has heard from; a job that fits only
+// with a node not heard from yet is not judged (no WAITING) until the
+// node speaks or is found DOWN.
+func TestPlacesOnlyOnNodesHeardFrom(t *testing.T) {
+	ctx := context.Background()
+	cat, c := newCat(t, catalog.Node{ID: "a", Slots: 1, Incarnation: "a1"}, catalog.Node{ID: "b", Slots: 1, Incarnation: "b1"},
+		catalog.Node{ID: "c", Incarnation: "c1"})
+	heard := map[string]bool{"a": true, "b": true}
+	c.cfg.Heard = func(id string) bool { return heard[id] }
+	create(t, cat, "one", 2, nil)
+	c.Schedule(ctx)
+	if j := job(cat, "one"); j.State != catalog.Running || j.Placement[0].Node != "a" || j.Placement[1].Node != "b" {
+		t.Fatalf("placed %+v on nodes not heard from", j.Placement)
+	}
+	create(t, cat, "two", 1, nil) // a and b are full; c is not heard from
+	c.Schedule(ctx)
+	if j := job(cat, "two"); j.State != catalog.Created {
+		t.Fatalf("two: %s, want CREATED until c speaks", j.State)
+	}
+	heard["c"] = true
+	c.Schedule(ctx)
+	if j := job(cat, "two"); j.State != catalog.Running || j.Placement[0].Node != "c" {
+		t.Fatalf("two: %s %+v", j.State, j.Placement)
+	}
+	create(t, cat, "three", 1, map[string]string{"tags": "zone=x"})
+	heard["c"] = false
+	setStatus(t, cat, "c", catalog.NodeDown)
+	c.Schedule(ctx)
+	if j := job(cat, "three"); j.State != catalog.Waiting {
+		t.Fatalf("three: %s, want WAITING once every node is heard from or DOWN", j.State)
+	}
+}

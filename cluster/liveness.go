@@ -24,11 +24,12 @@ type Work interface {
 
 // Report is one node's heartbeat: who it is and what it runs.
 type Report struct {
-	Node      string           `json:"node"`
-	Tasks     []exec.TaskRow   `json:"tasks,omitempty"`
-	Slots     []exec.SlotRow   `json:"slots,omitempty"`
-	SlotsUsed int              `json:"slots_used"`
-	Metrics   []exec.MetricRow `json:"metrics,omitempty"`
+	Node        string           `json:"node"`
+	Incarnation string           `json:"incarnation,omitempty"` // this start of the node`
+	Tasks       []exec.TaskRow   `json:"tasks,omitempty"`
+	Slots       []exec.SlotRow   `json:"slots,omitempty"`
+	SlotsUsed   int              `json:"slots_used"`
+	Metrics     []exec.MetricRow `json:"metrics,omitempty"`
 }
 
 // Seen is the leader's record of one node's heartbeats.
@@ -55,7 +56,9 @@ type View struct {
 type Liveness struct {
 	Peers *Peers
 	Self  string
-	Work  Work
+	// Incarnation is this start of the node (as it registers it).
+	Incarnation string
+	Work        Work
 	// Interval between heartbeats; a node is SUSPECT after 3 missed
 	// intervals and DOWN after SessionTimeout without one.
 	Interval, SessionTimeout time.Duration
@@ -81,7 +84,7 @@ func (l *Liveness) Connected() bool {
 
 func (l *Liveness) report() Report {
 	_, used := l.Work.SlotUsage()
-	return Report{Node: l.Self, Tasks: l.Work.Tasks(), Slots: l.Work.Slots(), SlotsUsed: used, Metrics: l.Work.MetricRows()}
+	return Report{Node: l.Self, Incarnation: l.Incarnation, Tasks: l.Work.Tasks(), Slots: l.Work.Slots(), SlotsUsed: used, Metrics: l.Work.MetricRows()}
 }
 
 // Run heartbeats until ctx ends.
@@ -134,13 +137,16 @@ func (l *Liveness) beat(ctx context.Context) {
 	}
 }
 
-// Heard reports whether this node, leading, has had a heartbeat from id
-// since it took office and within the session timeout.
-func (l *Liveness) Heard(id string) bool {
+// Heard reports whether this node, leading, has had a heartbeat from n
+// since it took office and within the session timeout, from the start of
+// the node its record names (a restarted node is heard once its new
+// incarnation is registered: tasks placed on the old one would move again).
+func (l *Liveness) Heard(n catalog.Node) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	last, ok := l.seen[id]
-	return ok && time.Since(last) <= l.SessionTimeout
+	last, ok := l.seen[n.ID]
+	inc := l.reports[n.ID].Incarnation
+	return ok && time.Since(last) <= l.SessionTimeout && (inc == "" || inc == n.Incarnation)
 }
 
 // receive records a heartbeat on the leader and returns the new view.

@@ -113,6 +113,9 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	if n.Store, err = raftstore.Open(rc, fsm); err != nil {
 		return n, err
 	}
+	// What this node had committed before it stopped: its catalog is
+	// served once it has applied that again (see catchUp).
+	atOpen := n.Store.LastIndex()
 	if n.Store.Fresh() && cfg.Join == "" && cfg.Role == "worker" {
 		return n, errors.New("--role worker joins a cluster (it never votes, so it cannot start one): give --join HOST:PORT")
 	}
@@ -158,9 +161,9 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
 		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
 	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
-		Heard:    func(id string) bool { return n.Liveness.Heard(id) },
+		Heard:    func(nd catalog.Node) bool { return n.Liveness.Heard(nd) },
 		IsLeader: func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
-	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Work: n.Engine, Interval: cfg.HeartbeatInterval,
+	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Incarnation: incarnation, Work: n.Engine, Interval: cfg.HeartbeatInterval,
 		SessionTimeout: cfg.SessionTimeout, Log: log}
 	if err := n.serveHTTP(); err != nil {
 		return n, err
@@ -172,6 +175,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
+
+	n.catchUp(ctx, atOpen)
 
 	n.engDone = make(chan struct{})
 	go func() { defer close(n.engDone); _ = n.Engine.Run(ctx) }()
@@ -246,4 +251,31 @@ func (n *Node) Close() error {
 		err = n.Store.Close()
 	}
 	return errors.Join(err)
+}
+
+// catchUp waits until a restarting node has applied its own log again.
+// Raft restores the last snapshot at once but applies the entries after it
+// only once a leader says they are committed, so until then the catalog is
+// older than what this node served before it stopped (empty, without a
+// snapshot): the MySQL front must not answer from it. Bounded by
+// JoinTimeout, after which the node serves anyway and says so (an operator
+// must be able to look at a node whose cluster has no quorum).
+func (n *Node) catchUp(ctx context.Context, atOpen uint64) {
+	if n.Store.AppliedIndex() >= atOpen {
+		return
+	}
+	n.cfg.Logger.Info("catching up with the cluster before serving", "applied", n.Store.AppliedIndex(), "log", atOpen)
+	deadline := time.Now().Add(n.cfg.JoinTimeout)
+	for n.Store.AppliedIndex() < atOpen {
+		if time.Now().After(deadline) {
+			n.cfg.Logger.Warn("serving before this node caught up with its own log (no quorum?): reads may show an older catalog",
+				"applied", n.Store.AppliedIndex(), "log", atOpen, "waited", n.cfg.JoinTimeout)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -136,6 +136,9 @@ func TestClusterWholeRestartInOrders(t *testing.T) {
 	nodes[0].sql(fmt.Sprintf("CREATE SYNC JOB w FROM datagen ('rows'='15000', 'rate'='3000', 'batch_size'='200', 'tables'='a,b') "+
 		"TO file ('path'='%s') WITH ('checkpoint.interval'='200ms', 'parallelism'='3', 'retry.interval'='100ms')", out))
 	spreadOver(t, nodes[0], "w", 3, 2)
+	for _, n := range nodes {
+		n.waitFor("the job on every node", func() bool { return n.state("w") != "" })
+	}
 	maxID := func(n *node) int64 {
 		return n.int("SELECT COALESCE(MAX(checkpoint_id), 0) FROM sluice.checkpoints WHERE job = 'w' AND state = 'COMPLETED'")
 	}
@@ -171,6 +174,7 @@ func TestClusterWholeRestartInOrders(t *testing.T) {
 		}
 	}()
 	nodes[0].waitFor("FINISHED", func() bool { return nodes[0].state("w") == "FINISHED" })
+	t.Logf("finished at attempt %d after two whole-cluster restarts", nodes[0].int("SELECT attempt FROM sluice.jobs WHERE name = 'w'"))
 	assertExactlyOnce(t, out, []string{"a", "b"}, 15000)
 	if !strings.Contains(nodes[1].sql("SELECT COUNT(*) FROM sluice.nodes"), "3") {
 		t.Fatal("a node is missing after the restarts")

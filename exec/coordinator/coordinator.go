@@ -31,7 +31,7 @@ type Config struct {
 	// restart a job is placed once on the nodes that are back, not on
 	// records of processes that are gone (which would move it again as
 	// each node comes back with a new incarnation).
-	Heard func(node string) bool
+	Heard func(node catalog.Node) bool
 	// Resync is the period of a pass without a catalog change (default 1s).
 	Resync time.Duration
 	// ApplyTimeout bounds each catalog write (default 5s).
@@ -53,7 +53,7 @@ func New(cfg Config, cat Catalog) *Coordinator {
 		cfg.IsLeader = func() bool { return true }
 	}
 	if cfg.Heard == nil {
-		cfg.Heard = func(string) bool { return true }
+		cfg.Heard = func(catalog.Node) bool { return true }
 	}
 	if cfg.RetryInterval == nil {
 		cfg.RetryInterval = func(catalog.JobSpec) time.Duration { return 10 * time.Second }
@@ -191,7 +191,7 @@ func (c *Coordinator) place(ctx context.Context, job catalog.Job, jobs []catalog
 	var heard []catalog.Node
 	unheard := 0
 	for _, n := range nodes {
-		if n.Status == catalog.NodeDown || c.cfg.Heard(n.ID) {
+		if n.Status == catalog.NodeDown || c.cfg.Heard(n) {
 			heard = append(heard, n) // Choose refuses a DOWN node, saying why
 		} else {
 			unheard++

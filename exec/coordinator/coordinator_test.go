@@ -131,7 +131,7 @@ func TestPlacesOnlyOnNodesHeardFrom(t *testing.T) {
 	cat, c := newCat(t, catalog.Node{ID: "a", Slots: 1, Incarnation: "a1"}, catalog.Node{ID: "b", Slots: 1, Incarnation: "b1"},
 		catalog.Node{ID: "c", Incarnation: "c1"})
 	heard := map[string]bool{"a": true, "b": true}
-	c.cfg.Heard = func(id string) bool { return heard[id] }
+	c.cfg.Heard = func(n catalog.Node) bool { return heard[n.ID] }
 	create(t, cat, "one", 2, nil)
 	c.Schedule(ctx)
 	if j := job(cat, "one"); j.State != catalog.Running || j.Placement[0].Node != "a" || j.Placement[1].Node != "b" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,4 +180,46 @@ func TestClusterWholeRestartInOrders(t *testing.T) {
 	if !strings.Contains(nodes[1].sql("SELECT COUNT(*) FROM sluice.nodes"), "3") {
 		t.Fatal("a node is missing after the restarts")
 	}
+}
+
+// The leader frozen (SIGSTOP) while it runs a subtask of a bounded
+// exactly-once job spread over all three nodes: the others elect a new
+// leader, which judges the old one DOWN and moves the job with a higher
+// attempt; thawed (SIGCONT), the old leader follows, and nothing its
+// zombie run sends is accepted (its checkpoint commits, state changes and
+// task messages name the old attempt; its sink's files name it too): the
+// output holds every row exactly once.
+func TestClusterLeaderPausedIsFenced(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	out := t.TempDir()
+	nodes[1].sql(fmt.Sprintf("CREATE SYNC JOB lz FROM datagen ('rows'='20000', 'rate'='4000', 'batch_size'='200', 'tables'='a,b') "+
+		"TO file ('path'='%s') WITH ('checkpoint.interval'='200ms', 'parallelism'='3', 'retry.interval'='100ms')", out))
+	spreadOver(t, nodes[1], "lz", 3, 3) // one subtask runs on the leader
+	leaderID, leader, others := splitLeader(t, nodes)
+	watch := others[0]
+	watch.waitFor("completed checkpoints", func() bool {
+		return watch.int("SELECT COUNT(*) FROM sluice.checkpoints WHERE job = 'lz' AND state = 'COMPLETED'") >= 3
+	})
+	attempt := watch.int("SELECT attempt FROM sluice.jobs WHERE name = 'lz'")
+	if err := leader.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitFor("the job moved off the frozen leader", func() bool {
+		if l := leaderOf(watch); l == "" || l == leaderID {
+			return false
+		}
+		ts := tasksOf(watch, "lz")
+		for _, r := range ts {
+			if r.node == leaderID || r.attempt <= attempt || r.state != "RUNNING" {
+				return false
+			}
+		}
+		return len(ts) == 3
+	})
+	if err := leader.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitFor("FINISHED", func() bool { return watch.state("lz") == "FINISHED" })
+	assertExactlyOnce(t, out, []string{"a", "b"}, 20000)
+	leader.waitFor("the thawed leader follows", func() bool { l := leaderOf(leader); return l != "" && l != leaderID })
 }

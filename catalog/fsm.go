@@ -504,7 +504,11 @@ func applySetNodeStatus(s *state, _ uint64, c *SetNodeStatus) any {
 	n.Status, n.LastSeen = c.Status, c.Seen
 	s.Nodes[c.ID] = &n
 	if prev != c.Status {
-		s.event(Event{Time: c.Time, Kind: "NODE_" + c.Status, Message: fmt.Sprintf("node %s: %s -> %s (last heartbeat %s)", c.ID, orUnknown(prev), c.Status, c.Seen.UTC().Format("2006-01-02 15:04:05.000"))})
+		last := "last heartbeat " + c.Seen.UTC().Format("2006-01-02 15:04:05.000")
+		if c.Seen.IsZero() {
+			last = "no heartbeat since this leader took office"
+		}
+		s.event(Event{Time: c.Time, Kind: "NODE_" + c.Status, Message: fmt.Sprintf("node %s: %s -> %s (%s)", c.ID, orUnknown(prev), c.Status, last)})
 	}
 	return Result{Applied: true}
 }

@@ -34,16 +34,7 @@ func (c ClusterWork) Tasks() []exec.TaskRow {
 	for _, r := range c.others() {
 		out = append(out, r.Tasks...)
 	}
-	sort.SliceStable(out, func(i, k int) bool {
-		a, b := out[i], out[k]
-		if a.Job != b.Job {
-			return a.Job < b.Job
-		}
-		if a.Pipeline != b.Pipeline {
-			return a.Pipeline < b.Pipeline
-		}
-		return a.TaskID < b.TaskID
-	})
+	exec.SortTasks(out)
 	return out
 }
 

@@ -390,8 +390,14 @@ func (e *Engine) Tasks() []TaskRow {
 		}
 	}
 	e.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	SortTasks(out)
+	return out
+}
+
+// SortTasks orders task rows by job, pipeline and subtask.
+func SortTasks(rows []TaskRow) {
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
 		if a.Job != b.Job {
 			return a.Job < b.Job
 		}
@@ -400,7 +406,6 @@ func (e *Engine) Tasks() []TaskRow {
 		}
 		return a.TaskID < b.TaskID
 	})
-	return out
 }
 
 // SlotRow is one row of sluice.slots.

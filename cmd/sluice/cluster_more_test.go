@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,30 +26,8 @@ func TestClusterCDCToStarRocksLeaderKill(t *testing.T) {
 	admin := db.Open(t, "")
 	nodes := startCluster(t, 3, nil)
 
-	ctx, stop := context.WithCancel(context.Background())
+	stop := liveWrites(t, admin, 4000, 3*time.Millisecond)
 	defer stop()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // live writes
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			id := 1 + (i*7919)%4000
-			var err error
-			switch i % 4 {
-			case 0:
-				_, err = admin.Exec("DELETE FROM shop.orders WHERE id = ?", id)
-			case 1:
-				_, err = admin.Exec("INSERT INTO shop.orders VALUES (?, 1, 'ins') ON DUPLICATE KEY UPDATE amount = amount + 1", id)
-			default:
-				_, err = admin.Exec("UPDATE shop.orders SET amount = amount + 0.5, note = 'upd' WHERE id BETWEEN ? AND ?", id, id+3)
-			}
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			time.Sleep(3 * time.Millisecond)
-		}
-	}()
 
 	nodes[1].sql(srJob(db, e, qport))
 	ckpts := func(n *node) int64 { // the last completed id (only checkpoint.retained are kept)
@@ -83,7 +59,6 @@ func TestClusterCDCToStarRocksLeaderKill(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	stop()
-	wg.Wait()
 	emuMatches(t, db, e, 60*time.Second)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -97,30 +98,8 @@ func TestCDCToStarRocksExactlyOnceSurvivesCrashes(t *testing.T) {
 	e.SetFaults(sremu.Faults{FailEvery: 50, CommitLatency: 5 * time.Millisecond})
 	admin := db.Open(t, "")
 
-	ctx, stop := context.WithCancel(context.Background())
+	stop := liveWrites(t, admin, 6000, 2*time.Millisecond)
 	defer stop()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // live writes
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			id := 1 + (i*7919)%6000
-			var err error
-			switch i % 4 {
-			case 0:
-				_, err = admin.Exec("DELETE FROM shop.orders WHERE id = ?", id)
-			case 1:
-				_, err = admin.Exec("INSERT INTO shop.orders VALUES (?, 1, 'ins') ON DUPLICATE KEY UPDATE amount = amount + 1", id)
-			default:
-				_, err = admin.Exec("UPDATE shop.orders SET amount = amount + 0.5, note = 'upd' WHERE id BETWEEN ? AND ?", id, id+3)
-			}
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
 
 	n := newNode(t)
 	for _, fp := range []string{"after-sink-precommit", "before-sink-commit"} {
@@ -148,7 +127,6 @@ func TestCDCToStarRocksExactlyOnceSurvivesCrashes(t *testing.T) {
 	n.start()
 	time.Sleep(time.Second)
 	stop()
-	wg.Wait()
 	emuMatches(t, db, e, 60*time.Second)
 	if st := n.state("sr"); st != "RUNNING" {
 		t.Fatalf("job is %s: %s", st, n.sql("SELECT error FROM sluice.jobs WHERE name = 'sr'"))
@@ -175,4 +153,35 @@ func startEmulatorAs(t *testing.T, user, password string) (*sremu.Emulator, stri
 	}
 	_, port, _ := strings.Cut(q, ":")
 	return e, port
+}
+
+// liveWrites changes shop.orders (ids 1..span: deletes, upserts, range
+// updates) every pause until the returned stop is called (it waits for the
+// writer to end); a failed write fails the test.
+func liveWrites(t *testing.T, admin *sql.DB, span int, pause time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			id := 1 + (i*7919)%span
+			var err error
+			switch i % 4 {
+			case 0:
+				_, err = admin.Exec("DELETE FROM shop.orders WHERE id = ?", id)
+			case 1:
+				_, err = admin.Exec("INSERT INTO shop.orders VALUES (?, 1, 'ins') ON DUPLICATE KEY UPDATE amount = amount + 1", id)
+			default:
+				_, err = admin.Exec("UPDATE shop.orders SET amount = amount + 0.5, note = 'upd' WHERE id BETWEEN ? AND ?", id, id+3)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(pause)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"testing"
+	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 
@@ -69,4 +70,52 @@ func TestPipelineAcrossNodes(t *testing.T) {
 	if rows != 3000 {
 		t.Fatalf("%d rows written over the nodes, want 3000", rows)
 	}
+}
+
+// PAUSE of a job spread over three nodes takes its final checkpoint across
+// them (a savepoint: every subtask's position, one record) and every task
+// stops well within the graceful-stop bound; RESUME places it again and
+// it continues from the savepoint.
+func TestPauseResumeAcrossNodes(t *testing.T) {
+	ns := cluster3(t)
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s)/", ns[2].MySQLAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE SYNC JOB p FROM datagen ('rate'='600', 'batch_size'='20', 'tables'='a') " +
+		"TO blackhole () WITH ('checkpoint.interval'='100ms', 'parallelism'='3')"); err != nil {
+		t.Fatal(err)
+	}
+	job := func() catalog.Job { j, _ := ns[0].Catalog.Job("p"); return j }
+	tasks := func() int {
+		n := 0
+		for _, nd := range ns {
+			for _, r := range nd.Engine.Tasks() {
+				if r.Job == "p" {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	waitFor(t, "three tasks on three nodes", func() bool { return tasks() == 3 && len(ns[0].Catalog.Checkpoints()) >= 3 })
+	start := time.Now()
+	if _, err := db.Exec("PAUSE SYNC JOB p"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every task stopped", func() bool { return tasks() == 0 })
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the graceful stop took %s: it waited for the stop bound instead of a final checkpoint", took)
+	}
+	j := job()
+	last, ok := ns[0].Catalog.LastCheckpoint(j.ID, 1)
+	if j.State != catalog.Paused || !ok || !last.Final || len(last.Tasks) != 3 {
+		t.Fatalf("after PAUSE: %s, last checkpoint %+v", j.State, last)
+	}
+	if _, err := db.Exec("RESUME SYNC JOB p"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running again over the nodes", func() bool { return tasks() == 3 && job().Attempt == j.Attempt+1 })
+	waitFor(t, "checkpoints after the savepoint", func() bool { return ns[0].Catalog.MaxCheckpointID(j.ID, 1) > last.ID })
 }

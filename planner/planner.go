@@ -453,6 +453,9 @@ func (p *Planner) Explain(spec catalog.JobSpec, plan catalog.Plan, tasks []Assig
 			line := fmt.Sprintf("pipeline %d task %d: ", pl.ID, s)
 			if a, ok := at[[2]int{pl.ID, s}]; ok {
 				line += fmt.Sprintf("node %s slot %d attempt %d %s", a.Node, a.Slot, a.Attempt, a.State)
+				if s == 0 {
+					line += " (coordinates the pipeline's checkpoints)"
+				}
 			} else {
 				line += "not scheduled"
 			}

@@ -21,6 +21,9 @@ import (
 	"sluice/connectors/datagen"
 )
 
+// outDir is where reports and plots go (-out).
+var outDir = "bench/out"
+
 // Figure is one reported number.
 type Figure struct {
 	Name     string  `json:"name"`
@@ -48,7 +51,7 @@ func run() error {
 	runs := flag.Int("runs", 3, "runs of each side (the median is reported)")
 	out := flag.String("out", "bench/out", "output directory")
 	cdcRows := flag.Int("cdc-rows", 1_000_000, "rows of the CDC benchmark table")
-	only := flag.String("only", "", "run only the report with this file name")
+	only := flag.String("only", "", "run only the report with this file name (REPORT.md: only render REPORT.md from the files in -out)")
 	bin := flag.String("sluice", "bin/sluice", "the sluice binary (failover runs real processes)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
@@ -66,6 +69,7 @@ func run() error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
+	outDir = *out
 	reports := []struct {
 		file string
 		run  func() ([]Figure, error)
@@ -94,6 +98,19 @@ func run() error {
 		printFigures(figs)
 		fmt.Println("wrote", path)
 	}
+	// One report over every figure file (each says when it was written),
+	// with the machine and commit of this run.
+	m := thisMachine()
+	if *only == "" {
+		data, _ := json.MarshalIndent(m, "", "  ")
+		if err := os.WriteFile(filepath.Join(*out, "machine.json"), append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := writeReport(*out, m); err != nil {
+		return err
+	}
+	fmt.Println("wrote", filepath.Join(*out, "REPORT.md"))
 	return nil
 }
 

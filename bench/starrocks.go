@@ -175,6 +175,15 @@ func starrocksBench(seconds int) ([]Figure, error) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	p := func(q float64) float64 { return lat[int(q*float64(len(lat)-1))].Seconds() }
+	secs := make([]float64, len(lat))
+	for i, l := range lat {
+		secs[i] = l.Seconds()
+	}
+	if err := histogramPNG(filepath.Join(outDir, "latency_distribution.png"),
+		fmt.Sprintf("source commit → visible in StarRocks, %d rows at ~10k rows/s (p50 %.2f s, p99 %.2f s)", len(lat), p(0.5), p(0.99)),
+		"latency (s)", secs); err != nil {
+		return nil, err
+	}
 	full, err := starrocksFullSpeed(srv, db, q, fe)
 	if err != nil {
 		return nil, err
@@ -184,7 +193,7 @@ func starrocksBench(seconds int) ([]Figure, error) {
 		{Name: "binlog → Arrow → StarRocks Stream Load, rows per CPU-second", Value: float64(want) / cpu.Seconds(), Unit: "rows/CPU-s",
 			Floor: 250_000, Goal: 500_000, Note: note + "; CPU of this process only (source, sink, HTTP client), measured at 10k rows/s rather than at full speed, so idle polling counts too"},
 		{Name: "latency source commit → visible, p50", Value: p(0.50), Unit: "s", Note: note},
-		{Name: "latency source commit → visible, p99", Value: p(0.99), Unit: "s", Floor: 2.5, Goal: 1.2, Note: "floor and goal are upper bounds (quality.md)"},
+		{Name: "latency source commit → visible, p99", Value: p(0.99), Unit: "s", Floor: 2.5, Goal: 1.2, Max: true, Note: "floor and goal are upper bounds (quality.md)"},
 	}, full...), nil
 }
 

@@ -37,8 +37,8 @@ type Server struct {
 	args []string
 }
 
-// binary finds mariadbd (Debian puts it in /usr/sbin, often not on PATH).
-func binary() (string, error) {
+// Binary finds mariadbd (Debian puts it in /usr/sbin, often not on PATH).
+func Binary() (string, error) {
 	if p, err := exec.LookPath("mariadbd"); err == nil {
 		return p, nil
 	}
@@ -100,7 +100,7 @@ func Main(m *testing.M, srv **Server, extra ...string) int {
 // StartDir creates a server in dir (which must be empty or absent) and
 // starts it. The caller stops it.
 func StartDir(dir string, extra ...string) (*Server, error) {
-	bin, err := binary()
+	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}

@@ -205,6 +205,7 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 				return err
 			}
 			if s.chunk != nil && s.chunk.t.ID == t.ID && s.chunk.route(k, vals, t) {
+				s.emitted++ // counted like an emitted change: see routed
 				continue
 			}
 			s.emit(t, k, vals)
@@ -223,13 +224,18 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 				kb, ka := t.keyString(before), t.keyString(after)
 				if kb == ka {
 					if s.chunk.route(connectors.UpdateAfter, after, t) {
+						s.emitted += 2 // both images, as emit would count them
 						continue
 					}
 				} else {
-					if !s.chunk.route(connectors.Delete, before, t) {
+					if s.chunk.route(connectors.Delete, before, t) {
+						s.emitted++
+					} else {
 						s.emit(t, connectors.Delete, before)
 					}
-					if !s.chunk.route(connectors.Insert, after, t) {
+					if s.chunk.route(connectors.Insert, after, t) {
+						s.emitted++
+					} else {
 						s.emit(t, connectors.Insert, after)
 					}
 					continue

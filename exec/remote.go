@@ -79,11 +79,13 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 	if p == nil {
 		return fmt.Errorf("%w: job %d has no pipeline %d here", ErrFenced, m.JobID, m.Pipeline)
 	}
-	push := func(send func(done <-chan struct{}) bool) error {
-		if send(r.ctx.Done()) {
+	// push reports how a hand-over into the run ended: delivered, the run
+	// ended (fenced), or the caller gave up.
+	push := func(delivered bool) error {
+		switch {
+		case delivered:
 			return nil
-		}
-		if r.ctx.Err() != nil {
+		case r.ctx.Err() != nil:
 			return fmt.Errorf("%w: job %d attempt %d ended", ErrFenced, m.JobID, m.Attempt)
 		}
 		return ctx.Err()
@@ -98,39 +100,19 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 		// (a message retried after a lost answer arrives twice).
 		t.rx.Lock()
 		defer t.rx.Unlock()
-		if m.Kind == MsgTrigger {
-			if m.ID <= t.lastTrigger {
-				return nil
-			}
-			err := push(func(done <-chan struct{}) bool {
-				select {
-				case t.trigger <- trigger{id: m.ID, final: m.Final}:
-					return true
-				case <-done:
-				case <-ctx.Done():
-				}
-				return false
-			})
-			if err == nil {
-				t.lastTrigger = m.ID
-			}
-			return err
+		last := &t.lastTrigger
+		if m.Kind == MsgCommit {
+			last = &t.lastCommit
 		}
-		if m.ID <= t.lastCommit {
+		if m.ID <= *last {
 			return nil
 		}
-		p.markStarted() // a committed checkpoint of this attempt: the start is durable
-		err := push(func(done <-chan struct{}) bool {
-			select {
-			case t.commits <- commitMsg{id: m.ID, state: m.State, pos: m.Position}:
-				return true
-			case <-done:
-			case <-ctx.Done():
-			}
-			return false
-		})
+		if m.Kind == MsgCommit {
+			p.markStarted() // a committed checkpoint of this attempt: the start is durable
+		}
+		err := push(t.take(m, r.ctx.Done(), ctx.Done()))
 		if err == nil {
-			t.lastCommit = m.ID
+			*last = m.ID
 		}
 		return err
 	case MsgFinalFailed:
@@ -142,25 +124,9 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 	}
 	switch m.Kind {
 	case MsgAck:
-		return push(func(done <-chan struct{}) bool {
-			select {
-			case p.acks <- ack{subtask: m.Subtask, id: m.ID, pos: m.Position, state: m.State}:
-				return true
-			case <-done:
-			case <-ctx.Done():
-			}
-			return false
-		})
+		return push(offer(p.acks, ack{subtask: m.Subtask, id: m.ID, pos: m.Position, state: m.State}, r.ctx.Done(), ctx.Done()))
 	case MsgEOF:
-		return push(func(done <-chan struct{}) bool {
-			select {
-			case p.eofs <- m.Subtask:
-				return true
-			case <-done:
-			case <-ctx.Done():
-			}
-			return false
-		})
+		return push(offer(p.eofs, m.Subtask, r.ctx.Done(), ctx.Done()))
 	case MsgStop:
 		p.askStop(m.From)
 		return nil
@@ -209,6 +175,30 @@ func (e *Engine) sendRemote(ctx context.Context, node string, m TaskMessage) err
 	}
 }
 
+// offer sends v on ch unless a or b closes first, and reports whether it
+// sent (a nil channel never closes).
+func offer[T any](ch chan<- T, v T, a, b <-chan struct{}) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-a:
+	case <-b:
+	}
+	return false
+}
+
+// take hands a trigger or commit to the task, as its coordinator does
+// (locally, or for a remote one through Deliver), unless a or b closes first.
+func (t *task) take(m TaskMessage, a, b <-chan struct{}) bool {
+	switch m.Kind {
+	case MsgTrigger:
+		return offer(t.trigger, trigger{id: m.ID, final: m.Final}, a, b)
+	case MsgCommit:
+		return offer(t.commits, commitMsg{id: m.ID, state: m.State, pos: m.Position}, a, b)
+	}
+	return true
+}
+
 // message is m addressed to this run's job, attempt and pipeline.
 func (p *pipelineRun) message(kind string, subtask int) TaskMessage {
 	return TaskMessage{Kind: kind, JobID: p.run.job.ID, Attempt: p.run.job.Attempt, Pipeline: p.pipeline.ID, Subtask: subtask}
@@ -217,19 +207,8 @@ func (p *pipelineRun) message(kind string, subtask int) TaskMessage {
 // toTask delivers a coordinator message to a subtask, local or remote.
 func (e *Engine) toTask(ctx context.Context, p *pipelineRun, subtask int, m TaskMessage) error {
 	if t := p.local(subtask); t != nil {
-		switch m.Kind {
-		case MsgTrigger:
-			select {
-			case t.trigger <- trigger{id: m.ID, final: m.Final}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case MsgCommit:
-			select {
-			case t.commits <- commitMsg{id: m.ID, state: m.State, pos: m.Position}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if !t.take(m, ctx.Done(), nil) {
+			return ctx.Err()
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"sluice/catalog"
+	"sluice/node"
 )
 
 // A bounded datagen job with parallelism 3 on three in-process nodes: its
@@ -17,11 +18,7 @@ import (
 // finishes at its first attempt.
 func TestPipelineAcrossNodes(t *testing.T) {
 	ns := cluster3(t)
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s)/", ns[1].MySQLAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := mysqlTo(t, ns[1])
 	if _, err := db.Exec("CREATE SYNC JOB s FROM datagen ('rows'='3000', 'rate'='3000', 'batch_size'='100', 'tables'='a') " +
 		"TO blackhole () WITH ('checkpoint.interval'='100ms', 'parallelism'='3')"); err != nil {
 		t.Fatal(err)
@@ -78,11 +75,7 @@ func TestPipelineAcrossNodes(t *testing.T) {
 // it continues from the savepoint.
 func TestPauseResumeAcrossNodes(t *testing.T) {
 	ns := cluster3(t)
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s)/", ns[2].MySQLAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := mysqlTo(t, ns[2])
 	if _, err := db.Exec("CREATE SYNC JOB p FROM datagen ('rate'='600', 'batch_size'='20', 'tables'='a') " +
 		"TO blackhole () WITH ('checkpoint.interval'='100ms', 'parallelism'='3')"); err != nil {
 		t.Fatal(err)
@@ -118,4 +111,15 @@ func TestPauseResumeAcrossNodes(t *testing.T) {
 	}
 	waitFor(t, "running again over the nodes", func() bool { return tasks() == 3 && job().Attempt == j.Attempt+1 })
 	waitFor(t, "checkpoints after the savepoint", func() bool { return ns[0].Catalog.MaxCheckpointID(j.ID, 1) > last.ID })
+}
+
+// mysqlTo is a MySQL client of n's front as root, closed at the end.
+func mysqlTo(t *testing.T, n *node.Node) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s)/", n.MySQLAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -135,7 +135,10 @@ func crashRun(t *testing.T, mode crashMode, seed int64) {
 		kills = append(kills, k)
 	}
 	alterAfter := rng.Intn(len(kills) + 1) // the ADD COLUMN comes after this restart
-	t.Logf("tables %v, checkpoint.interval %s, kills %v, ADD COLUMN after restart %d", tables, interval, kills, alterAfter+1)
+	// Outside rng, so a seed's workload is the one it was before the option.
+	parallelism := 1 + int(seed%3)
+	t.Logf("tables %v, checkpoint.interval %s, kills %v, ADD COLUMN after restart %d, snapshot.parallelism %d",
+		tables, interval, kills, alterAfter+1, parallelism)
 
 	var emu *sremu.Emulator
 	var sinkClause string
@@ -153,8 +156,8 @@ func crashRun(t *testing.T, mode crashMode, seed int64) {
 			db.Port, mariadbtest.AdminUser, mariadbtest.AdminPass, semantic)
 	}
 	create := fmt.Sprintf(`CREATE SYNC JOB crash
-  FROM mysql_cdc ('host'='127.0.0.1', 'port'='%d', 'user'='%s', 'password'='%s', 'tables'='src\\..*', 'snapshot.chunk.size'='500', 'snapshot.chunk.key'='seq', 'heartbeat.interval'='1s')
-  TO %s WITH ('checkpoint.interval'='%s')`, db.Port, mariadbtest.ReplUser, mariadbtest.ReplPass, sinkClause, interval)
+  FROM mysql_cdc ('host'='127.0.0.1', 'port'='%d', 'user'='%s', 'password'='%s', 'tables'='src\\..*', 'snapshot.chunk.size'='500', 'snapshot.chunk.key'='seq', 'heartbeat.interval'='1s', 'snapshot.parallelism'='%d')
+  TO %s WITH ('checkpoint.interval'='%s')`, db.Port, mariadbtest.ReplUser, mariadbtest.ReplPass, parallelism, sinkClause, interval)
 
 	w := &writer{db: admin, rng: rand.New(rand.NewSource(seed)), nextID: 30000, nextSeq: 2000, keyless: mode.exactlyOnce && !mode.starrocks}
 	ctx, stop := context.WithCancel(context.Background())

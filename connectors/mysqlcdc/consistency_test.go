@@ -71,7 +71,13 @@ func (r *replica) apply(t *testing.T, b connectors.Batch) {
 // the last delivered position several times, and requires the replica to
 // equal the source at the end with versions never going backwards.
 func TestSnapshotUnderWritesWithRestarts(t *testing.T) {
-	srv.Exec(t, "CREATE DATABASE cw", "CREATE TABLE cw.t (id INT PRIMARY KEY, ver BIGINT NOT NULL, pad VARCHAR(40))",
+	for _, par := range []int{1, 3} { // one chunk at a time; chunks read ahead
+		t.Run(fmt.Sprintf("parallelism=%d", par), func(t *testing.T) { snapshotUnderWrites(t, par) })
+	}
+}
+
+func snapshotUnderWrites(t *testing.T, par int) {
+	srv.Exec(t, "DROP DATABASE IF EXISTS cw", "CREATE DATABASE cw", "CREATE TABLE cw.t (id INT PRIMARY KEY, ver BIGINT NOT NULL, pad VARCHAR(40))",
 		"CREATE TABLE cw.other (id INT PRIMARY KEY, v INT)")
 	db := srv.Open(t, "cw")
 	const initial = 6000
@@ -150,7 +156,8 @@ func TestSnapshotUnderWritesWithRestarts(t *testing.T) {
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	// Both tables are captured: transactions switch tables mid-way, so
 	// batches end at table switches inside transactions.
-	opts := map[string]string{"tables": "cw\\..*", "snapshot.chunk.size": "500", "heartbeat.interval": "200ms"}
+	opts := map[string]string{"tables": "cw\\..*", "snapshot.chunk.size": "500", "heartbeat.interval": "200ms",
+		"snapshot.parallelism": fmt.Sprint(par)}
 	rep := &replica{rows: map[int64]string{}, maxVer: map[int64]int64{}, hist: map[int64][]string{}}
 	var pos connectors.Position
 	restarts, midTxn := 0, 0

@@ -113,6 +113,7 @@ type Source struct {
 
 	snap  *snapState
 	chunk *chunkWork
+	pf    *prefetcher // chunks read ahead (snapshot.parallelism > 1)
 	// chunkNotBefore: the next chunk waits until the reader is here (the
 	// table changed ahead of the reader; see scan).
 	chunkNotBefore binlogPos
@@ -342,6 +343,13 @@ func (s *Source) markHere() {
 
 // Close stops the stream and the connection pool.
 func (s *Source) Close() error {
+	s.pf.stop()
+	if s.chunk != nil {
+		for _, r := range s.chunk.recs {
+			r.Release()
+		}
+		s.chunk.recs = nil
+	}
 	if s.syncer != nil {
 		s.syncer.Close()
 	}

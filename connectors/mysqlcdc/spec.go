@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,8 @@ var Options = connectors.OptionSet{
 	{Name: "startup.file", Type: connectors.TypeString, Description: "binlog file, for startup.mode = specific"},
 	{Name: "startup.pos", Type: connectors.TypeInt, Min: connectors.Int64(4), Description: "binlog position, for startup.mode = specific"},
 	{Name: "snapshot.chunk.size", Type: connectors.TypeInt, Default: "8192", Min: connectors.Int64(1), Max: connectors.Int64(1_000_000), Description: "rows per snapshot chunk (one checkpointable unit)"},
+	{Name: "snapshot.parallelism", Type: connectors.TypeInt, Default: "0", Min: connectors.Int64(0), Max: connectors.Int64(16),
+		Description: "chunk SELECTs in flight at once, each over its own connection (1: one chunk at a time; 0: the number of cores, between 2 and 4)"},
 	{Name: "snapshot.chunk.key", Type: connectors.TypeList, Description: "column(s) to chunk by for tables without a primary key; must be unique and not null"},
 	{Name: "heartbeat.interval", Type: connectors.TypeDuration, Default: "5s", MinDuration: 100 * time.Millisecond, Description: "how often an idle source sends a heartbeat"},
 }
@@ -119,6 +122,7 @@ type settings struct {
 	gtid, file           string
 	pos                  int64
 	chunkSize            int
+	parallelism          int // snapshot chunk reads in flight (prefetch.go)
 	chunkKey             []string
 	heartbeat            time.Duration
 }
@@ -150,7 +154,14 @@ func parseSettings(cfg connectors.Config) (settings, error) {
 	s := settings{host: cfg.String("host"), user: cfg.String("user"), password: cfg.String("password"),
 		port: int(cfg.Int("port")), serverID: uint32(cfg.Int("server_id")), mode: cfg.String("startup.mode"),
 		gtid: cfg.String("startup.gtid"), file: cfg.String("startup.file"), pos: cfg.Int("startup.pos"),
-		chunkSize: int(cfg.Int("snapshot.chunk.size")), chunkKey: cfg.List("snapshot.chunk.key"), heartbeat: cfg.Duration("heartbeat.interval")}
+		chunkSize: int(cfg.Int("snapshot.chunk.size")), chunkKey: cfg.List("snapshot.chunk.key"), heartbeat: cfg.Duration("heartbeat.interval"),
+		parallelism: int(cfg.Int("snapshot.parallelism"))}
+	if s.parallelism == 0 {
+		// Even on one core a read ahead overlaps the server's sending with
+		// the conversion here; past four the source's connections, not the
+		// machine, are the budget.
+		s.parallelism = min(max(runtime.NumCPU(), 2), 4)
+	}
 	compile := func(opt string) ([]*regexp.Regexp, error) {
 		var out []*regexp.Regexp
 		for _, p := range cfg.List(opt) {
@@ -196,7 +207,11 @@ func allocatedServerID(jobID uint64) uint32 {
 
 func openDB(s settings) (*sql.DB, error) {
 	return mysqlconn.Open(mysqlconn.Config{Addr: s.addr(), User: s.user, Password: s.password,
-		Params: map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}, ReadTimeout: 10 * time.Minute, MaxOpen: 4})
+		Params: map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}, ReadTimeout: 10 * time.Minute,
+		MaxOpen: s.parallelism + 2, // the chunk reads, a boundary query, the reader's own queries
+		// The text protocol: a snapshot row arrives as the text the Arrow
+		// builders parse, with no binary → text round trip in database/sql.
+		InterpolateParams: true})
 }
 
 // serverInfo is what preflight learned.

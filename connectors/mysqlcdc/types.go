@@ -559,6 +559,12 @@ func (c *column) fromText(b []byte) (any, error) {
 	case kFloat64:
 		return strconv.ParseFloat(s, 64)
 	case kDecimal:
+		if !plainDecimal(b) {
+			// The server writes DECIMAL as [-]digits[.digits]; anything
+			// else (an exponent: arrow's FromString panics on 1E01000000000)
+			// is refused before it reaches the parser.
+			return nil, fmt.Errorf("column %s: %q is not DECIMAL text", c.Name, s)
+		}
 		if t, ok := c.typ.(*arrow.Decimal128Type); ok {
 			return decimal128.FromString(s, t.Precision, t.Scale)
 		}
@@ -640,23 +646,10 @@ func appendText(b array.Builder, c *column, v []byte) error {
 		b.AppendNull()
 		return nil
 	}
-	switch c.kind {
-	case kInt:
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil {
-			return err
-		}
-		switch b := b.(type) {
-		case *array.Int8Builder:
-			b.Append(int8(n))
-		case *array.Int16Builder:
-			b.Append(int16(n))
-		case *array.Int32Builder:
-			b.Append(int32(n))
-		case *array.Int64Builder:
-			b.Append(n)
-		}
+	if appendTextFast(b, c, v) {
 		return nil
+	}
+	switch c.kind {
 	case kString, kEnum, kSet, kJSON:
 		b.(*array.StringBuilder).BinaryBuilder.Append(v)
 		return nil

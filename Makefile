@@ -42,6 +42,7 @@ unit:
 
 fuzz:
 	$(GO) test ./planner -run '^$$' -fuzz FuzzParse -fuzztime 15s
+	$(GO) test ./connectors/mysqlcdc -run '^$$' -fuzz FuzzRowDecoder -fuzztime 15s
 
 ## demo: MariaDB → sluice → StarRocks emulator in one command (throwaway processes, cleaned up)
 demo:

@@ -38,6 +38,7 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			return nil
 		}
 	case *replication.FormatDescriptionEvent:
+		s.fde = e
 		return nil
 	}
 	if h.LogPos > 0 {
@@ -82,7 +83,7 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		if s.notBefore != 0 && h.Timestamp < s.notBefore {
 			return nil
 		}
-		return s.rows(ctx, h, e)
+		return s.rows(ctx, ev, e)
 	}
 	return nil
 }
@@ -151,13 +152,21 @@ func (s *Source) commit(h *replication.EventHeader) {
 }
 
 // rows routes the changes of one rows event.
-func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *replication.RowsEvent) error {
+	h := ev.Header
 	t := s.tables[string(e.Table.Schema)+"."+string(e.Table.Table)]
-	if t == nil || len(e.Rows) == 0 {
+	if t == nil {
 		return nil
 	}
+	data, pos, err := s.rowsData(ev, e)
+	if err != nil {
+		return err
+	}
+	if pos >= len(data) {
+		return nil // no rows
+	}
 	s.txnRows = true
-	if len(t.pendingDDL) > 0 || len(e.Rows[0]) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
+	if len(t.pendingDDL) > 0 || int(e.ColumnCount) != len(t.Cols) || !namesMatch(e.Table.ColumnNameString(), t) {
 		// The table changed since its schema was taken: the binlog's own
 		// description (FULL row metadata) of these rows decides, with the
 		// current table filling in exact types of columns it still has.
@@ -165,7 +174,7 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		if err != nil {
 			return err
 		}
-		if len(e.Rows[0]) != len(nt.Cols) || !namesMatch(e.Table.ColumnNameString(), nt) {
+		if int(e.ColumnCount) != len(nt.Cols) || !namesMatch(e.Table.ColumnNameString(), nt) {
 			if nt, err = tableFromMap(e.Table, nt); err != nil {
 				return fmt.Errorf("%w: table %s has columns %v in the binlog at %s:%d but %v now, and the binlog does not describe them: %v",
 					connectors.ErrPrecondition, t.key(), e.Table.ColumnNameString(), s.file, h.LogPos, t.colNames(), err)
@@ -182,6 +191,13 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	if h.Timestamp > 0 {
 		s.eventTime = time.Unix(int64(h.Timestamp), 0)
 	}
+	if dec := s.decoder(ev, e, t); dec != nil {
+		return s.rowsNative(t, e, dec, data[pos:])
+	}
+	// go-mysql decodes the rows; fromBinlog converts them.
+	if err := e.DecodeData(pos, data); err != nil {
+		return fmt.Errorf("table %s: rows event at %s:%d: %w", t.key(), s.file, h.LogPos, err)
+	}
 	conv := func(row []any) ([]any, error) {
 		out := make([]any, len(t.Cols))
 		for i := range t.Cols {
@@ -193,60 +209,70 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		}
 		return out, nil
 	}
+	update := e.Type() == replication.EnumRowsEventTypeUpdate
+	for i := 0; i < len(e.Rows); i++ {
+		img, err := conv(e.Rows[i])
+		if err != nil {
+			return err
+		}
+		if !update {
+			s.change(t, e, img, nil)
+			continue
+		}
+		if i+1 >= len(e.Rows) {
+			break
+		}
+		after, err := conv(e.Rows[i+1])
+		if err != nil {
+			return err
+		}
+		i++
+		s.change(t, e, img, after)
+	}
+	return nil
+}
+
+// change routes one row change in canonical values: an insert or delete
+// image, or an update's before and after images.
+func (s *Source) change(t *table, e *replication.RowsEvent, vals, after []any) {
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert, replication.EnumRowsEventTypeDelete:
 		k := connectors.Insert
 		if e.Type() == replication.EnumRowsEventTypeDelete {
 			k = connectors.Delete
 		}
-		for _, row := range e.Rows {
-			vals, err := conv(row)
-			if err != nil {
-				return err
-			}
-			if s.chunk != nil && s.chunk.t.ID == t.ID && s.chunk.route(k, vals, t) {
-				s.emitted++ // counted like an emitted change: see routed
-				continue
-			}
-			s.emit(t, k, vals)
+		if s.chunk != nil && s.chunk.t.ID == t.ID && s.chunk.route(k, vals, t) {
+			s.emitted++ // counted like an emitted change: see routed
+			return
 		}
+		s.emit(t, k, vals)
 	case replication.EnumRowsEventTypeUpdate:
-		for i := 0; i+1 < len(e.Rows); i += 2 {
-			before, err := conv(e.Rows[i])
-			if err != nil {
-				return err
-			}
-			after, err := conv(e.Rows[i+1])
-			if err != nil {
-				return err
-			}
-			if s.chunk != nil && s.chunk.t.ID == t.ID {
-				kb, ka := t.keyString(before), t.keyString(after)
-				if kb == ka {
-					if s.chunk.route(connectors.UpdateAfter, after, t) {
-						s.emitted += 2 // both images, as emit would count them
-						continue
-					}
-				} else {
-					if s.chunk.route(connectors.Delete, before, t) {
-						s.emitted++
-					} else {
-						s.emit(t, connectors.Delete, before)
-					}
-					if s.chunk.route(connectors.Insert, after, t) {
-						s.emitted++
-					} else {
-						s.emit(t, connectors.Insert, after)
-					}
-					continue
+		before := vals
+		if s.chunk != nil && s.chunk.t.ID == t.ID {
+			kb, ka := t.keyString(before), t.keyString(after)
+			if kb == ka {
+				if s.chunk.route(connectors.UpdateAfter, after, t) {
+					s.emitted += 2 // both images, as emit would count them
+					return
 				}
+			} else {
+				if s.chunk.route(connectors.Delete, before, t) {
+					s.emitted++
+				} else {
+					s.emit(t, connectors.Delete, before)
+				}
+				if s.chunk.route(connectors.Insert, after, t) {
+					s.emitted++
+				} else {
+					s.emit(t, connectors.Insert, after)
+				}
+				return
 			}
-			// Each row counts on its own: a batch may end between the two.
-			s.emit(t, connectors.UpdateBefore, before)
-			s.emit(t, connectors.UpdateAfter, after)
 		}
+		// Each row counts on its own: a batch may end between the two.
+		s.emit(t, connectors.UpdateBefore, before)
+		s.emit(t, connectors.UpdateAfter, after)
 	}
-	return nil
 }
 
 func namesMatch(names []string, t *table) bool {

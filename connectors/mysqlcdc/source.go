@@ -83,6 +83,10 @@ type Source struct {
 	maria  bool
 
 	tables map[string]*table // captured tables by "db.table"
+	// fde is the stream's format description (checksum, header sizes);
+	// decoders the row decoder of each table for its table map layout.
+	fde      *replication.FormatDescriptionEvent
+	decoders map[string]*cachedDecoder
 
 	// reader state
 	evq      []*replication.BinlogEvent
@@ -179,7 +183,8 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 		User: s.set.user, Password: s.set.password, Charset: "utf8mb4",
 		ParseTime: true, UseDecimal: true, HeartbeatPeriod: s.set.heartbeat, ReadTimeout: 3*s.set.heartbeat + 5*time.Second,
 		MaxReconnectAttempts: 10, EventCacheCount: 512, VerifyChecksum: true,
-		Logger: discardLogger,
+		RowsEventDecodeFunc: headerOnly, // rows are decoded by the reader: rowdecode.go
+		Logger:              discardLogger,
 	}
 	s.syncer = replication.NewBinlogSyncer(cfg)
 	if start.GTID != "" {

@@ -190,8 +190,9 @@ func starrocksBench(seconds int) ([]Figure, error) {
 	}
 	note := fmt.Sprintf("%d rows in %.1f s at ~10k rows/s, at-least-once, flush every 1 s, emulator (its own process) commit 50 ms", want, wall.Seconds())
 	return append([]Figure{
-		{Name: "binlog → Arrow → StarRocks Stream Load, rows per CPU-second", Value: float64(want) / cpu.Seconds(), Unit: "rows/CPU-s",
-			Floor: 250_000, Goal: 500_000, Note: note + "; CPU of this process only (source, sink, HTTP client), measured at 10k rows/s rather than at full speed, so idle polling counts too"},
+		{Name: "at 10k rows/s, binlog → Arrow → StarRocks Stream Load, rows per CPU-second", Value: float64(want) / cpu.Seconds(), Unit: "rows/CPU-s",
+			Note: note + "; CPU of this process only (source, sink, HTTP client) at a tenth of full speed, so idle polling and timers count too: " +
+				"the throughput floor of quality.md applies to the full-speed figures below"},
 		{Name: "latency source commit → visible, p50", Value: p(0.50), Unit: "s", Note: note},
 		{Name: "latency source commit → visible, p99", Value: p(0.99), Unit: "s", Floor: 2.5, Goal: 1.2, Max: true, Note: "floor and goal are upper bounds (quality.md)"},
 	}, full...), nil

@@ -99,6 +99,7 @@ type target struct {
 	types     map[string]string // lower-case column → StarRocks type
 	rows      map[string]int    // key → index in buf (the last change of a key wins)
 	buf       [][]byte          // encoded rows: JSON objects or CSV lines
+	arena     []byte            // the current block buf's rows are copied into (keep)
 	bytes     int
 	since     time.Time
 	txn       string // exactly-once: the open transaction's label
@@ -338,7 +339,7 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 				row = append(row, `,"__op":0}`...)
 			}
 		}
-		data := append([]byte(nil), row...)
+		data := t.keep(row)
 		if t.rows == nil {
 			t.rows, t.since = map[string]int{}, time.Now()
 		}
@@ -360,6 +361,20 @@ func (s *Sink) Write(ctx context.Context, b connectors.Batch) error {
 		return s.flushTarget(ctx, t)
 	}
 	return nil
+}
+
+// keep copies an encoded row into t's arena: blocks shared by many rows,
+// 4 KiB at first and doubling to 1 MiB, so a trickle into many tables
+// holds little and a flood allocates once per thousands of rows. Rows
+// alias their block, which is never reallocated.
+func (t *target) keep(row []byte) []byte {
+	if cap(t.arena)-len(t.arena) < len(row) {
+		size := min(max(2*cap(t.arena), 4<<10), 1<<20)
+		t.arena = make([]byte, 0, max(size, len(row)))
+	}
+	start := len(t.arena)
+	t.arena = append(t.arena, row...)
+	return t.arena[start:len(t.arena):len(t.arena)]
 }
 
 // due reports whether t's oldest buffered row waited batch.interval.
@@ -408,7 +423,7 @@ func (s *Sink) loadHeaders(t *target, label string) map[string]string {
 }
 
 func (t *target) reset() {
-	t.rows, t.buf, t.bytes = nil, nil, 0
+	t.rows, t.buf, t.bytes, t.arena = nil, nil, 0, nil
 }
 
 // flushTarget sends t's buffer: a Stream Load (at-least-once) or a load

@@ -4,19 +4,23 @@ package mysqlcdc
 // after the one in progress are read ahead over a connection of their own,
 // each inside its own consistent-snapshot transaction with its own
 // watermark, and converted to Arrow there, while the foreground merges the
-// binlog and emits the chunk in progress. Chunks are still taken up, patched by the binlog and emitted one at a time and in
-// key order, exactly as without read-ahead (DESIGN.md): a chunk read ahead
-// is only a SELECT that ran earlier, and it is used only if its watermark
-// is not behind the reader when it is taken up (else it is read again), so
-// the merge, the restart position and the skip count are unchanged.
+// binlog and emits the chunk in progress. Chunks are still taken up,
+// patched by the binlog and emitted one at a time and in key order,
+// exactly as without read-ahead (DESIGN.md): a chunk read ahead is only a
+// SELECT that ran earlier, and it is used only if its watermark is not
+// behind the reader when it is taken up (else it is read again), so the
+// merge, the restart position and the skip count are unchanged.
 
 import (
+	"bytes"
 	"context"
+	"slices"
+	"sync"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"slices"
+
 	"sluice/connectors"
-	"sync"
 )
 
 // chunkRange is a chunk's key range (lo, hi] in text form; lo nil is the
@@ -32,7 +36,6 @@ type chunkRange struct {
 // foreground converts the rows and reports the error).
 type scanned struct {
 	r    chunkRange
-	n    int
 	h    binlogPos
 	list []*bufRow
 	recs []arrow.Record
@@ -41,11 +44,23 @@ type scanned struct {
 }
 
 // release gives back the Arrow batches of a chunk read ahead and not used.
-func (sc *scanned) release() {
-	for _, r := range sc.recs {
+func (sc *scanned) release() { sc.recs = releaseAll(sc.recs) }
+
+// releaseAll releases recs and returns nil, for the field that held them.
+func releaseAll(recs []arrow.Record) []arrow.Record {
+	for _, r := range recs {
 		r.Release()
 	}
-	sc.recs = nil
+	return nil
+}
+
+// scannedRange is the range a SELECT of at most limit rows after lo
+// covered: up to its last key when it came back full, else to the end.
+func scannedRange(lo [][]byte, n, limit int, last [][]byte) chunkRange {
+	if n < limit {
+		return chunkRange{lo: lo, open: true}
+	}
+	return chunkRange{lo: lo, hi: last}
 }
 
 // prefetcher reads ahead the chunks of one table after a given key.
@@ -77,9 +92,9 @@ func (s *Source) startPrefetch(t *table, after [][]byte) {
 // wait to be taken up; each chunk's rows are converted to Arrow beside the
 // next chunk's read. One SELECT of the table runs at a time: ranges fixed
 // in advance (a boundary query per chunk, LIMIT 1 OFFSET chunk.size) would
-// let several run at once, but on MariaDB that query costs the server about
-// a third of the chunk's own SELECT (8.6 ms against 29 ms per 8192 rows,
-// measured here), more than a second reader gains on two cores.
+// let several run at once, but that query costs MariaDB 8.6 ms against
+// 29 ms for the chunk's own SELECT per 8192 rows, and two readers measured
+// no faster here (DESIGN.md).
 func (s *Source) plan(ctx context.Context, p *prefetcher, lo [][]byte) {
 	for {
 		select {
@@ -95,11 +110,7 @@ func (s *Source) plan(ctx context.Context, p *prefetcher, lo [][]byte) {
 		// use races go-sql-driver's cleanup with the statement (go test
 		// -race showed it), so stop waits for the chunk in flight instead.
 		n, last, h, err := s.scan(context.WithoutCancel(ctx), p.t, q, args, w)
-		sc.n, sc.h, sc.err, sc.list = n, h, err, w.list
-		sc.r = chunkRange{lo: lo, hi: last, open: n < s.set.chunkSize}
-		if sc.r.open {
-			sc.r.hi = nil
-		}
+		sc.h, sc.err, sc.list, sc.r = h, err, w.list, scannedRange(lo, n, s.set.chunkSize, last)
 		if err != nil {
 			close(sc.done)
 			return
@@ -113,7 +124,7 @@ func (s *Source) plan(ctx context.Context, p *prefetcher, lo [][]byte) {
 		if sc.r.open {
 			return
 		}
-		lo = last
+		lo = sc.r.hi
 	}
 }
 
@@ -151,7 +162,7 @@ func (p *prefetcher) take(ctx context.Context, t *table, after [][]byte) (*scann
 }
 
 // convert builds the Arrow batches of a chunk's rows as appendCells
-// would, at most batchRows rows each; nil if a value does not convert.
+// does, at most batchRows rows each; nil if a value does not convert.
 func (s *Source) convert(t *table, list []*bufRow) []arrow.Record {
 	var recs []arrow.Record
 	rb := array.NewRecordBuilder(s.env.Alloc, t.schema)
@@ -160,13 +171,8 @@ func (s *Source) convert(t *table, list []*bufRow) []arrow.Record {
 	n := 0
 	for _, r := range list {
 		kinds.Append(int8(connectors.Insert))
-		for i, c := range r.cells {
-			if err := appendText(rb.Field(i+1), &t.Cols[i], c); err != nil {
-				for _, r := range recs {
-					r.Release()
-				}
-				return nil
-			}
+		if err := appendTextCells(rb, t, r.cells); err != nil {
+			return releaseAll(recs)
 		}
 		if n++; n == s.batchRows {
 			recs, n = append(recs, rb.NewRecord()), 0
@@ -195,5 +201,5 @@ func (p *prefetcher) stop() {
 }
 
 func sameKey(a, b [][]byte) bool {
-	return slices.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
+	return slices.EqualFunc(a, b, bytes.Equal)
 }

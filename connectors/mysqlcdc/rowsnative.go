@@ -110,24 +110,20 @@ func (s *Source) rowsNative(t *table, e *replication.RowsEvent, dec *rowDecoder,
 	if e.Type() == replication.EnumRowsEventTypeDelete {
 		kind = connectors.Delete
 	}
-	direct := (s.chunk == nil || s.chunk.t.ID != t.ID) && !(s.snap != nil && len(t.PK) > 0 && !t.HasPK)
+	direct := (s.chunk == nil || s.chunk.t.ID != t.ID) && !s.keylessSnapshot(t)
 	vals := make([]any, len(t.Cols))
 	canon := func(i int, v value) (err error) {
 		vals[i], err = canonical(&t.Cols[i], v)
 		return err
 	}
 	skipVal := func(int, value) error { return nil }
-	// one image: appended directly, skipped (emitted before a restart), or
-	// decoded to vals (ok true)
+	// one image: decoded to vals (toVals), or counted as emit counts it and
+	// then skipped (emitted before a restart) or appended directly
 	image := func(data, bitmap []byte, k connectors.RowKind, toVals bool) (int, error) {
 		if toVals {
 			return dec.image(data, bitmap, canon)
 		}
-		if s.cur != nil && s.cur.t != t {
-			s.cut()
-		}
-		s.emitted++
-		if s.emitted <= s.skip {
+		if !s.count(t) {
 			return dec.image(data, bitmap, skipVal)
 		}
 		rb := s.builder(t, k)

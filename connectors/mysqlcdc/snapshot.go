@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,7 +248,7 @@ func (s *Source) startChunk(ctx context.Context) error {
 		if sc != nil {
 			r, limit = sc.r, 0
 			if sc.h.reached(reader) {
-				n, h, w.list, w.recs, ahead = sc.n, sc.h, sc.list, sc.recs, true
+				h, w.list, w.recs, ahead = sc.h, sc.list, sc.recs, true
 			} else { // its watermark is behind the reader: read the range again, here
 				sc.release()
 			}
@@ -290,18 +291,13 @@ func (s *Source) startChunk(ctx context.Context) error {
 		s.announce(t, "") // a new table at the sink, even if it stays empty
 	}
 	w.h = h
-	switch {
-	case limit == 0 && !r.open:
-		last = r.hi
-	case limit == 0:
-		last = nil
-	case n < limit:
-		last = nil
+	if limit > 0 { // the SELECT's LIMIT fixed the range's end
+		r = scannedRange(r.lo, n, limit, last)
 	}
-	if last != nil {
-		w.hiText = last
+	if !r.open {
+		w.hiText = r.hi
 		for i, k := range t.PK {
-			v, err := t.Cols[k].fromText(last[i])
+			v, err := t.Cols[k].fromText(r.hi[i])
 			if err != nil {
 				return fmt.Errorf("snapshot position of %s: %w", t.key(), err)
 			}
@@ -460,8 +456,8 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 	// snapshot transaction the table's metadata lock is held, so this is
 	// the definition the SELECT read.
 	// The column list of SELECT * (no rows: the server only opens the
-	// table) is the table's, in order, and costs a tenth of asking
-	// information_schema.COLUMNS.
+	// table) is the table's, in order: about 0.1 ms against 0.7–0.8 ms for
+	// information_schema.COLUMNS (an idle MariaDB here, 300 queries each).
 	cols, err := conn.QueryContext(ctx, "SELECT * FROM "+quoteIdent(t.ID.Database)+"."+quoteIdent(t.ID.Table)+" LIMIT 0")
 	if err != nil {
 		return 0, nil, h, err
@@ -471,13 +467,7 @@ func (s *Source) scan(ctx context.Context, t *table, q string, args []any, w *ch
 	if err != nil {
 		return 0, nil, h, err
 	}
-	same, i := true, len(names)
-	for j, name := range names {
-		if j >= len(t.Cols) || !strings.EqualFold(t.Cols[j].Name, name) {
-			same = false
-		}
-	}
-	if !same || i != len(t.Cols) {
+	if !slices.EqualFunc(names, t.colNames(), strings.EqualFold) {
 		return 0, nil, h, errSchemaAhead
 	}
 	return n, last, h, nil
@@ -511,8 +501,7 @@ func readChunk(ctx context.Context, dc any, t *table, q string, args []any, w *c
 	n := 0
 	var last [][]byte
 	// The rows' text is copied into blocks shared by many rows, their cells
-	// and bufRows taken from slabs: three allocations per row cost the
-	// scan a third of its speed.
+	// and bufRows taken from slabs, rather than three allocations per row.
 	var buf []byte
 	var cellSlab [][]byte
 	var rowSlab []bufRow
@@ -587,10 +576,7 @@ func (s *Source) finishChunk() error {
 	s.chunk = nil
 	s.cut()
 	if w.patched {
-		for _, r := range w.recs {
-			r.Release()
-		}
-		w.recs = nil
+		w.recs = releaseAll(w.recs)
 	}
 	for i, rec := range w.recs {
 		if i == len(w.recs)-1 {

@@ -350,10 +350,7 @@ func (s *Source) markHere() {
 func (s *Source) Close() error {
 	s.pf.stop()
 	if s.chunk != nil {
-		for _, r := range s.chunk.recs {
-			r.Release()
-		}
-		s.chunk.recs = nil
+		s.chunk.recs = releaseAll(s.chunk.recs)
 	}
 	if s.syncer != nil {
 		s.syncer.Close()
@@ -377,14 +374,27 @@ func (s *Source) Close() error {
 // is cut first, so its position counts only the rows it holds: counting
 // this row before that cut made a restart skip a row it never delivered.
 func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
+	if !s.count(t) || (k == connectors.Insert || k == connectors.UpdateAfter) && s.unread(t, vals) {
+		return
+	}
+	s.appendRow(t, k, vals)
+}
+
+// count counts one row change of t read from the binlog, after cutting
+// another table's pending batch, and says whether it is to be emitted:
+// false for the changes emitted before a restart (Position.Skip).
+func (s *Source) count(t *table) bool {
 	if s.cur != nil && s.cur.t != t {
 		s.cut()
 	}
 	s.emitted++
-	if s.emitted <= s.skip || (k == connectors.Insert || k == connectors.UpdateAfter) && s.unread(t, vals) {
-		return
-	}
-	s.appendRow(t, k, vals)
+	return s.emitted > s.skip
+}
+
+// keylessSnapshot says whether the snapshot's rule for tables without a
+// primary key (unread) can apply to t's changes.
+func (s *Source) keylessSnapshot(t *table) bool {
+	return s.snap != nil && len(t.PK) > 0 && !t.HasPK
 }
 
 // unread says, for a table without a primary key (chunked by
@@ -402,7 +412,7 @@ func (s *Source) emit(t *table, k connectors.RowKind, vals []any) {
 // after the change is counted (emitted), so a restart's skip count does not
 // depend on it.
 func (s *Source) unread(t *table, vals []any) bool {
-	if s.snap == nil || len(t.PK) == 0 || t.HasPK {
+	if !s.keylessSnapshot(t) {
 		// A table with a primary key keeps the plain stream: its sinks
 		// upsert by key, and every change keeps its before image in
 		// order (TestSnapshotUnderWritesWithRestarts checks that history;
@@ -454,13 +464,21 @@ func (s *Source) appendRow(t *table, k connectors.RowKind, vals []any) {
 // appendCells adds a snapshot row, converting its text straight into the
 // builders (an INSERT; not counted, like appendRow).
 func (s *Source) appendCells(t *table, cells [][]byte) error {
-	rb := s.builder(t, connectors.Insert)
+	if err := appendTextCells(s.builder(t, connectors.Insert), t, cells); err != nil {
+		return err
+	}
+	s.rowAdded()
+	return nil
+}
+
+// appendTextCells appends a snapshot row's text to the columns of rb (the
+// row kind is the caller's).
+func appendTextCells(rb *array.RecordBuilder, t *table, cells [][]byte) error {
 	for i, c := range cells {
 		if err := appendText(rb.Field(i+1), &t.Cols[i], c); err != nil {
 			return fmt.Errorf("column %s: %w", t.Cols[i].Name, err)
 		}
 	}
-	s.rowAdded()
 	return nil
 }
 

@@ -106,7 +106,7 @@ var Options = connectors.OptionSet{
 	{Name: "startup.pos", Type: connectors.TypeInt, Min: connectors.Int64(4), Description: "binlog position, for startup.mode = specific"},
 	{Name: "snapshot.chunk.size", Type: connectors.TypeInt, Default: "8192", Min: connectors.Int64(1), Max: connectors.Int64(1_000_000), Description: "rows per snapshot chunk (one checkpointable unit)"},
 	{Name: "snapshot.parallelism", Type: connectors.TypeInt, Default: "0", Min: connectors.Int64(0), Max: connectors.Int64(16),
-		Description: "chunk SELECTs in flight at once, each over its own connection (1: one chunk at a time; 0: the number of cores, between 2 and 4)"},
+		Description: "snapshot chunks read ahead of the one being merged, over a connection of their own (1: none, one chunk at a time; 0: the number of cores, between 2 and 4)"},
 	{Name: "snapshot.chunk.key", Type: connectors.TypeList, Description: "column(s) to chunk by for tables without a primary key; must be unique and not null"},
 	{Name: "heartbeat.interval", Type: connectors.TypeDuration, Default: "5s", MinDuration: 100 * time.Millisecond, Description: "how often an idle source sends a heartbeat"},
 }
@@ -158,8 +158,8 @@ func parseSettings(cfg connectors.Config) (settings, error) {
 		parallelism: int(cfg.Int("snapshot.parallelism"))}
 	if s.parallelism == 0 {
 		// Even on one core a read ahead overlaps the server's sending with
-		// the conversion here; past four the source's connections, not the
-		// machine, are the budget.
+		// the conversion here; each chunk read ahead holds up to
+		// snapshot.chunk.size rows in memory, so the default stops at four.
 		s.parallelism = min(max(runtime.NumCPU(), 2), 4)
 	}
 	compile := func(opt string) ([]*regexp.Regexp, error) {
@@ -208,7 +208,7 @@ func allocatedServerID(jobID uint64) uint32 {
 func openDB(s settings) (*sql.DB, error) {
 	return mysqlconn.Open(mysqlconn.Config{Addr: s.addr(), User: s.user, Password: s.password,
 		Params: map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}, ReadTimeout: 10 * time.Minute,
-		MaxOpen: s.parallelism + 2, // the chunk reads, a boundary query, the reader's own queries
+		MaxOpen: 4, // the read-ahead's connection, a chunk read in the foreground, the reader's own queries
 		// The text protocol: a snapshot row arrives as the text the Arrow
 		// builders parse, with no binary → text round trip in database/sql.
 		InterpolateParams: true})

@@ -188,22 +188,7 @@ func appendTextFast(bld array.Builder, c *column, b []byte) bool {
 	switch c.kind {
 	case kInt:
 		n, ok := atoiFast(b)
-		if !ok {
-			return false
-		}
-		switch bb := bld.(type) {
-		case *array.Int8Builder:
-			bb.Append(int8(n))
-		case *array.Int16Builder:
-			bb.Append(int16(n))
-		case *array.Int32Builder:
-			bb.Append(int32(n))
-		case *array.Int64Builder:
-			bb.Append(n)
-		default:
-			return false
-		}
-		return true
+		return ok && appendInt(bld, n)
 	case kDecimal:
 		t, is128 := c.typ.(*arrow.Decimal128Type)
 		if !is128 {

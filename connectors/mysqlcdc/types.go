@@ -384,10 +384,7 @@ func (c *column) fromBinlog(v any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.width == 64 {
-			return uint64(n), nil
-		}
-		return uint64(n) & (1<<c.width - 1), nil
+		return c.unsigned(n), nil
 	case kFloat32:
 		if f, ok := v.(float32); ok {
 			return float64(f), nil
@@ -488,6 +485,15 @@ func (c *column) fromBinlog(v any) (any, error) {
 		return strings.Join(parts, ","), nil
 	}
 	return nil, fmt.Errorf("column %s (%s): unexpected binlog value %T", c.Name, c.ColType, v)
+}
+
+// unsigned is an UNSIGNED column's value of n, which the binlog carries
+// signed at the column's width.
+func (c *column) unsigned(n int64) uint64 {
+	if c.width >= 64 {
+		return uint64(n)
+	}
+	return uint64(n) & (1<<c.width - 1)
 }
 
 func toInt64(v any) (int64, error) {
@@ -672,29 +678,59 @@ func appendText(b array.Builder, c *column, v []byte) error {
 	return nil
 }
 
+// appendInt appends n to a signed integer builder of any width (the
+// column's width: a narrower value is the column's); false for another
+// builder.
+func appendInt(b array.Builder, n int64) bool {
+	switch b := b.(type) {
+	case *array.Int8Builder:
+		b.Append(int8(n))
+	case *array.Int16Builder:
+		b.Append(int16(n))
+	case *array.Int32Builder:
+		b.Append(int32(n))
+	case *array.Int64Builder:
+		b.Append(n)
+	default:
+		return false
+	}
+	return true
+}
+
+// appendUint is appendInt for unsigned builders.
+func appendUint(b array.Builder, u uint64) bool {
+	switch b := b.(type) {
+	case *array.Uint8Builder:
+		b.Append(uint8(u))
+	case *array.Uint16Builder:
+		b.Append(uint16(u))
+	case *array.Uint32Builder:
+		b.Append(uint32(u))
+	case *array.Uint64Builder:
+		b.Append(u)
+	default:
+		return false
+	}
+	return true
+}
+
 // appendValue adds one canonical value to the builder of column c.
 func appendValue(b array.Builder, v any) {
 	if v == nil {
 		b.AppendNull()
 		return
 	}
+	switch x := v.(type) {
+	case int64:
+		if appendInt(b, x) {
+			return
+		}
+	case uint64:
+		if appendUint(b, x) {
+			return
+		}
+	}
 	switch b := b.(type) {
-	case *array.Int8Builder:
-		b.Append(int8(v.(int64)))
-	case *array.Int16Builder:
-		b.Append(int16(v.(int64)))
-	case *array.Int32Builder:
-		b.Append(int32(v.(int64)))
-	case *array.Int64Builder:
-		b.Append(v.(int64))
-	case *array.Uint8Builder:
-		b.Append(uint8(v.(uint64)))
-	case *array.Uint16Builder:
-		b.Append(uint16(v.(uint64)))
-	case *array.Uint32Builder:
-		b.Append(uint32(v.(uint64)))
-	case *array.Uint64Builder:
-		b.Append(v.(uint64))
 	case *array.Float32Builder:
 		b.Append(float32(v.(float64)))
 	case *array.Float64Builder:

@@ -177,6 +177,9 @@ type TaskCheckpoint struct {
 	Subtask   int    `json:"subtask"`
 	Position  []byte `json:"position,omitempty"`
 	SinkState []byte `json:"sink_state,omitempty"`
+	// SourceTime: every change committed at the source before it is
+	// covered by Position (connectors.SourceClock); zero if unknown.
+	SourceTime time.Time `json:"source_time,omitempty"`
 }
 
 // Checkpoint is one checkpoint of one pipeline. A completed checkpoint holds

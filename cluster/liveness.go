@@ -20,6 +20,8 @@ type Work interface {
 	Slots() []exec.SlotRow
 	SlotUsage() (total, used int)
 	MetricRows() []exec.MetricRow
+	TableRows() []exec.TableRow
+	SourceRows() []exec.SourceRow
 }
 
 // Report is one node's heartbeat: who it is and what it runs.
@@ -30,6 +32,8 @@ type Report struct {
 	Slots       []exec.SlotRow   `json:"slots,omitempty"`
 	SlotsUsed   int              `json:"slots_used"`
 	Metrics     []exec.MetricRow `json:"metrics,omitempty"`
+	Tables      []exec.TableRow  `json:"tables,omitempty"`
+	Sources     []exec.SourceRow `json:"sources,omitempty"`
 }
 
 // Seen is the leader's record of one node's heartbeats.
@@ -84,7 +88,8 @@ func (l *Liveness) Connected() bool {
 
 func (l *Liveness) report() Report {
 	_, used := l.Work.SlotUsage()
-	return Report{Node: l.Self, Incarnation: l.Incarnation, Tasks: l.Work.Tasks(), Slots: l.Work.Slots(), SlotsUsed: used, Metrics: l.Work.MetricRows()}
+	return Report{Node: l.Self, Incarnation: l.Incarnation, Tasks: l.Work.Tasks(), Slots: l.Work.Slots(), SlotsUsed: used, Metrics: l.Work.MetricRows(),
+		Tables: l.Work.TableRows(), Sources: l.Work.SourceRows()}
 }
 
 // Run heartbeats until ctx ends.

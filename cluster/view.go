@@ -90,6 +90,29 @@ func (c ClusterWork) MetricRows() []exec.MetricRow {
 	return out
 }
 
+// TableRows lists the source tables of every job over the cluster
+// (exec.MergeReports).
+func (c ClusterWork) TableRows() []exec.TableRow {
+	t, _ := c.reports()
+	return t
+}
+
+// SourceRows lists every job's sources over the cluster.
+func (c ClusterWork) SourceRows() []exec.SourceRow {
+	_, s := c.reports()
+	return s
+}
+
+func (c ClusterWork) reports() ([]exec.TableRow, []exec.SourceRow) {
+	tables := [][]exec.TableRow{c.Local.TableRows()}
+	sources := [][]exec.SourceRow{c.Local.SourceRows()}
+	for _, r := range c.others() {
+		tables = append(tables, r.Tables)
+		sources = append(sources, r.Sources)
+	}
+	return exec.MergeReports(tables, sources)
+}
+
 // NodeSeen is a node's last heartbeat and status as the leader saw it,
 // and its slots in use as it reported them. A view older than a session
 // (no leader answered this node's heartbeats since) is not used: the

@@ -166,7 +166,7 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 	cp := catalog.Checkpoint{JobID: r.job.ID, Job: r.job.Name, Pipeline: p.pipeline.ID, ID: f.id, Attempt: r.job.Attempt,
 		Final: f.final, TriggeredAt: f.triggered}
 	for _, a := range f.acks {
-		cp.Tasks = append(cp.Tasks, catalog.TaskCheckpoint{Subtask: a.subtask, Position: a.pos, SinkState: a.state})
+		cp.Tasks = append(cp.Tasks, catalog.TaskCheckpoint{Subtask: a.subtask, Position: a.pos, SinkState: a.state, SourceTime: a.at})
 	}
 	sort.Slice(cp.Tasks, func(i, j int) bool { return cp.Tasks[i].Subtask < cp.Tasks[j].Subtask })
 	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)

@@ -71,6 +71,7 @@ type Engine struct {
 	cat     Catalog
 	log     *slog.Logger
 	metrics *Metrics
+	board   *tableBoard
 	wake    chan struct{}
 
 	mu    sync.Mutex // guards runs and slots (read by system tables)
@@ -106,7 +107,7 @@ func New(cfg Config, cat Catalog) *Engine {
 		cfg.RPCTimeout = 30 * time.Second
 	}
 	return &Engine{
-		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(),
+		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
 		slots: newSlotPool(cfg.Slots), ran: map[uint64]int{},
 	}
@@ -240,7 +241,7 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, mine []catalog.Task
 				t.restoreID = last.ID
 				for _, tc := range last.Tasks {
 					if tc.Subtask == tp.Subtask {
-						t.startPos, t.restoreState = tc.Position, tc.SinkState
+						t.startPos, t.startAt, t.restoreState = tc.Position, tc.SourceTime, tc.SinkState
 					}
 				}
 			}
@@ -317,6 +318,9 @@ func (e *Engine) stopRun(r *jobRun, graceful bool) {
 
 // forget removes a finished run and frees its slots.
 func (e *Engine) forget(r *jobRun) {
+	if rows, src, ok := r.report(); ok { // what sluice.job_tables shows until the job runs again
+		e.board.remember(r.job.ID, rows, src)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runs[r.job.ID] != r {

@@ -45,6 +45,8 @@ type TaskMessage struct {
 	Final    bool                `json:"final,omitempty"`
 	Position connectors.Position `json:"position,omitempty"`
 	State    []byte              `json:"state,omitempty"`
+	// SourceTime goes with Position in an ack (connectors.SourceClock).
+	SourceTime time.Time `json:"source_time,omitempty"`
 }
 
 // Transport carries task messages to another node. Send returns once the
@@ -124,7 +126,7 @@ func (e *Engine) Deliver(ctx context.Context, m TaskMessage) error {
 	}
 	switch m.Kind {
 	case MsgAck:
-		return push(offer(p.acks, ack{subtask: m.Subtask, id: m.ID, pos: m.Position, state: m.State}, r.ctx.Done(), ctx.Done()))
+		return push(offer(p.acks, ack{subtask: m.Subtask, id: m.ID, pos: m.Position, at: m.SourceTime, state: m.State}, r.ctx.Done(), ctx.Done()))
 	case MsgEOF:
 		return push(offer(p.eofs, m.Subtask, r.ctx.Done(), ctx.Done()))
 	case MsgStop:
@@ -229,7 +231,7 @@ func (e *Engine) forward(ctx context.Context, p *pipelineRun) {
 			return
 		case a := <-p.acks:
 			m = p.message(MsgAck, a.subtask)
-			m.ID, m.Position, m.State = a.id, a.pos, a.state
+			m.ID, m.Position, m.State, m.SourceTime = a.id, a.pos, a.state, a.at
 		case s := <-p.eofs:
 			m = p.message(MsgEOF, s)
 		case <-stop:

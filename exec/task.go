@@ -39,6 +39,7 @@ type trigger struct {
 type barrier struct {
 	id    uint64
 	pos   connectors.Position // position of the last batch before the barrier
+	at    time.Time           // source time the position is current to (connectors.SourceClock)
 	final bool
 }
 
@@ -58,6 +59,7 @@ type task struct {
 
 	// restored from the last completed checkpoint
 	startPos     connectors.Position
+	startAt      time.Time // the checkpoint's source time
 	restoreID    uint64
 	restoreState []byte
 
@@ -65,6 +67,7 @@ type task struct {
 	commits chan commitMsg
 
 	eof atomic.Bool // the source reached the end of its input
+	rep atomic.Pointer[repHolder]
 
 	// rx orders the delivery of remote messages (Engine.Deliver): the
 	// last checkpoint id triggered and committed through it.
@@ -74,6 +77,28 @@ type task struct {
 	busy    atomic.Int64 // unix nanos when the current sink call began; 0 between calls
 	stalled atomic.Bool  // reported STALLED (see Engine.watchStalls)
 }
+
+// repHolder holds the task's source as a Reporter: live while it runs,
+// then a copy of its last report.
+type repHolder struct{ r connectors.Reporter }
+
+func (t *task) reporter() connectors.Reporter {
+	if h := t.rep.Load(); h != nil {
+		return h.r
+	}
+	return nil
+}
+
+// frozen is a stopped source's last report.
+type frozen struct {
+	tables []connectors.TableState
+	status connectors.SourceStatus
+}
+
+func freeze(r connectors.Reporter) frozen { return frozen{r.TableStates(), r.Status()} }
+
+func (f frozen) TableStates() []connectors.TableState { return f.tables }
+func (f frozen) Status() connectors.SourceStatus      { return f.status }
 
 // inSink runs one call into the sink, recording how long it has been in it.
 func (t *task) inSink(f func() error) error {
@@ -170,6 +195,10 @@ func (e *Engine) runTask(ctx context.Context, p *pipelineRun, t *task, st stages
 	if err := st.src.Open(ctx, t.startPos); err != nil {
 		return fmt.Errorf("open source: %w", err)
 	}
+	if rep, ok := st.src.(connectors.Reporter); ok {
+		t.rep.Store(&repHolder{rep})
+		defer func() { t.rep.Store(&repHolder{freeze(rep)}) }() // runs before Close
+	}
 	if err := st.sink.Open(ctx); err != nil {
 		return fmt.Errorf("open sink: %w", err)
 	}
@@ -243,14 +272,24 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 		}
 	}
 	positioner, _ := st.src.(connectors.Positioner)
+	clock, _ := st.src.(connectors.SourceClock)
+	lastAt := t.startAt
 	onTrigger := func(tr trigger) (stop bool, err error) {
-		pos := lastPos
+		pos, at := lastPos, lastAt
 		if positioner != nil {
 			if p := positioner.Position(); p != nil {
 				pos = p
 			}
 		}
-		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: pos, final: tr.final}})
+		switch {
+		case clock != nil:
+			if c := clock.SourceTime(); !c.IsZero() {
+				at = c
+			}
+		case !t.eof.Load():
+			at = time.Now() // a source without a clock is taken as current
+		}
+		return tr.final, send(item{barrier: &barrier{id: tr.id, pos: pos, at: at.UTC(), final: tr.final}})
 	}
 	started := false
 	for {
@@ -322,6 +361,9 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 			}
 		}
 		lastPos = b.Position
+		if !b.EventTime.IsZero() {
+			lastAt = b.EventTime
+		}
 		if err := send(item{b: b, origin: origin}); err != nil {
 			return err
 		}
@@ -413,7 +455,7 @@ func (e *Engine) sinkStage(ctx context.Context, p *pipelineRun, t *task, st stag
 				t.setState(TaskDraining)
 			}
 			select {
-			case p.acks <- ack{subtask: t.subtask, id: bar.id, pos: bar.pos, state: state}:
+			case p.acks <- ack{subtask: t.subtask, id: bar.id, pos: bar.pos, at: bar.at, state: state}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -434,6 +476,7 @@ type ack struct {
 	subtask int
 	id      uint64
 	pos     connectors.Position
+	at      time.Time
 	state   []byte
 }
 

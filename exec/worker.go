@@ -39,6 +39,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 		e.stopRun(r, false)
 		e.metrics.dropJob(r.job.Name)
 	}
+	e.board.keep(seen)
 	e.mu.Lock()
 	for id := range e.ran {
 		if !seen[id] {

@@ -71,6 +71,8 @@ type Runtime interface {
 	Slots() []exec.SlotRow
 	SlotUsage() (total, used int)
 	MetricRows() []exec.MetricRow
+	TableRows() []exec.TableRow
+	SourceRows() []exec.SourceRow
 }
 
 // Members changes the cluster's membership (cluster.Peers implements it).
@@ -139,12 +141,16 @@ func (s *Server) tableList() []*sysTable {
 				colDef{"parallelism", types.Int64, false}, colDef{"created_at", tDatetime, false},
 				colDef{"updated_at", tDatetime, false}, colDef{"error", tText, true}, colDef{"restarts", types.Int64, false},
 				colDef{"attempt", types.Int64, false}, colDef{"version", types.Uint64, false},
-				colDef{"queue_position", types.Int64, true}),
+				colDef{"queue_position", types.Int64, true}, colDef{"lag_ms", types.Int64, false},
+				colDef{"source_head", tText, true}, colDef{"applied_position", tText, true}),
 			rows: func(*sql.Context) []sql.Row {
 				var rows []sql.Row
 				jobs := cat.Jobs()
 				queue := catalog.QueuePositions(jobs)
+				statuses := s.jobStatuses(jobs)
+				now := time.Now()
 				for _, j := range jobs {
+					st := statuses[j.ID]
 					var par int64
 					var tr []string
 					for _, p := range j.Plan.Pipelines {
@@ -155,11 +161,13 @@ func (s *Server) tableList() []*sysTable {
 					}
 					rows = append(rows, sql.NewRow(j.ID, j.Name, string(j.State), j.Spec.Source.Connector,
 						nullable(strings.Join(tr, ",")), j.Spec.Sink.Connector, par, j.CreatedAt, j.UpdatedAt, nullable(j.Error),
-						int64(j.Restarts), int64(j.Attempt), j.Version, nullableInt(queue[j.ID])))
+						int64(j.Restarts), int64(j.Attempt), j.Version, nullableInt(queue[j.ID]),
+						st.jobLag(j, now), nullable(st.source.Head), nullable(st.applied)))
 				}
 				return rows
 			},
 		},
+		s.jobTablesTable(),
 		{
 			name: "tasks", pk: []int{0, 1, 2},
 			schema: schema("tasks",

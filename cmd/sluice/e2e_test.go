@@ -244,6 +244,15 @@ func TestNewcomerPath(t *testing.T) {
 		t.Fatalf("bounded job wrote %d rows, want 25000", got)
 	}
 
+	// Every job lists its tables; a bounded one is DONE, with no lag.
+	if got := n.sql("SELECT GROUP_CONCAT(CONCAT(table_name, ':', phase, ':', lag_ms) ORDER BY table_name) FROM sluice.job_tables WHERE job = 'bounded'"); !strings.HasSuffix(got, ":DONE:0") || strings.Contains(got, ",") {
+		t.Fatalf("sluice.job_tables of the finished job: %q", got)
+	}
+	n.waitFor("live's two tables in sluice.job_tables", func() bool {
+		return n.sql("SELECT GROUP_CONCAT(CONCAT(table_name, ':', phase) ORDER BY table_name) FROM sluice.job_tables WHERE job = 'live'") ==
+			"datagen.t1:STREAMING,datagen.t2:STREAMING"
+	})
+
 	// Counters grow, per table.
 	sum := func() int64 {
 		return n.int("SELECT COALESCE(SUM(sink_write_count), 0) FROM sluice.metrics WHERE job = 'live'")

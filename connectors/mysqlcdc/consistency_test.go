@@ -177,6 +177,27 @@ func snapshotUnderWrites(t *testing.T, par int) {
 		if err := src.Open(context.Background(), pos); err != nil {
 			t.Fatal(err)
 		}
+		// The system tables read the source's report from another
+		// goroutine while it runs (go test -race checks the sharing).
+		watchDone := make(chan struct{})
+		watchErr := make(chan string, 1)
+		go func() {
+			defer close(watchErr)
+			for {
+				select {
+				case <-watchDone:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				_ = src.Status()
+				for _, ts := range src.TableStates() {
+					if ts.Phase == connectors.PhaseSnapshot && (ts.RowsDone > ts.RowsTotal || ts.ChunksDone >= ts.ChunksTotal) {
+						watchErr <- fmt.Sprintf("%+v: progress beyond its total", ts)
+						return
+					}
+				}
+			}
+		}()
 		batches := 0
 		limit := 40 + restarts*50 // restart after a few batches, later ones longer
 		for {
@@ -211,6 +232,10 @@ func snapshotUnderWrites(t *testing.T, par int) {
 		}
 		if p := src.Position(); p != nil {
 			pos = p
+		}
+		close(watchDone)
+		if msg, ok := <-watchErr; ok {
+			t.Fatal(msg)
 		}
 		src.Close()
 		if writerStopped && restarts >= 8 { // the last run read until caught up

@@ -22,6 +22,7 @@ import (
 func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	ctx = context.WithoutCancel(ctx)
 	h := ev.Header
+	s.mon.seen(h.Timestamp)
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)

@@ -35,6 +35,7 @@ type chunkWork struct {
 	// while no change has patched the chunk.
 	recs    []arrow.Record
 	patched bool
+	read    int // rows the SELECT read
 }
 
 type bufRow struct {
@@ -290,7 +291,7 @@ func (s *Source) startChunk(ctx context.Context) error {
 	if s.snap.After == nil {
 		s.announce(t, "") // a new table at the sink, even if it stays empty
 	}
-	w.h = h
+	w.h, w.read = h, len(w.list)
 	if limit > 0 { // the SELECT's LIMIT fixed the range's end
 		r = scannedRange(r.lo, n, limit, last)
 	}
@@ -609,6 +610,7 @@ func (s *Source) finishChunk() error {
 
 // chunkDone records that chunk w is emitted: the restart point moves past it.
 func (s *Source) chunkDone(w *chunkWork) {
+	s.chunkCounted(w.t, w.read, w.hi == nil)
 	s.snap.Active, s.snap.Hi, s.snap.Open = false, nil, false
 	s.chunkMark = nil
 	s.markHere()

@@ -49,6 +49,10 @@ type snapState struct {
 	Active bool     `json:"active,omitempty"`
 	Hi     [][]byte `json:"hi,omitempty"`
 	Open   bool     `json:"open,omitempty"`
+	// Rows and chunks of the first pending table emitted so far (for
+	// sluice.job_tables: progress survives a restart).
+	Rows   int64 `json:"rows,omitempty"`
+	Chunks int64 `json:"chunks,omitempty"`
 }
 
 // binlogPos orders file:pos positions.
@@ -78,6 +82,7 @@ type Source struct {
 	batchRows int // maxBatchRows; tests lower it to cut inside transactions
 
 	db     *sql.DB
+	mon    *monitor // what the source reports (status.go)
 	syncer *replication.BinlogSyncer
 	stream *replication.BinlogStreamer
 	maria  bool
@@ -122,6 +127,7 @@ type Source struct {
 	// table changed ahead of the reader; see scan).
 	chunkNotBefore binlogPos
 
+	openedAt  time.Time // a new job's start: what SourceTime says before any event
 	out       []connectors.Batch
 	cur       *pendingBatch
 	eventTime time.Time
@@ -195,6 +201,10 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 	if err != nil {
 		return fmt.Errorf("start binlog stream at %s:%d (gtid %q): %w", start.File, start.Pos, start.GTID, err)
 	}
+	if len(from) == 0 {
+		s.openedAt = time.Now().UTC() // a new job's start position is the head as of now (or one it chose)
+	}
+	s.startMonitor(ctx)
 	return nil
 }
 
@@ -282,7 +292,11 @@ func (s *Source) Read(ctx context.Context) (connectors.Batch, error) {
 				s.cut() // the stream is idle: hand over what we have
 				continue
 			}
+			s.mon.waiting.Store(true)
 			ev, err := s.stream.GetEvent(ctx)
+			if err == nil {
+				s.mon.waiting.Store(false)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return connectors.Batch{}, ctx.Err()
@@ -349,6 +363,9 @@ func (s *Source) markHere() {
 // Close stops the stream and the connection pool.
 func (s *Source) Close() error {
 	s.pf.stop()
+	if s.mon != nil {
+		s.mon.stop()
+	}
 	if s.chunk != nil {
 		s.chunk.recs = releaseAll(s.chunk.recs)
 	}
@@ -388,6 +405,7 @@ func (s *Source) count(t *table) bool {
 		s.cut()
 	}
 	s.emitted++
+	s.stat(t).lastEvent.Store(s.eventTime.Unix())
 	return s.emitted > s.skip
 }
 
@@ -591,6 +609,7 @@ func (s *Source) ddl(ctx context.Context, schema, q string) error {
 			return err
 		}
 		s.tables[id.String()] = t
+		s.stat(t)
 		s.announce(t, q)
 	case renameRe.MatchString(q):
 		for _, pair := range strings.Split(renameRe.FindStringSubmatch(q)[1], ",") {
@@ -600,6 +619,7 @@ func (s *Source) ddl(ctx context.Context, schema, q string) error {
 			}
 			from, to := tableName(m, 1, schema), tableName(m, 5, schema)
 			delete(s.tables, from.String())
+			s.mon.forget(from.String())
 			if !s.set.matches(to) {
 				continue
 			}
@@ -613,6 +633,7 @@ func (s *Source) ddl(ctx context.Context, schema, q string) error {
 				s.snap = &snapState{}
 			}
 			s.snap.Pending = append(s.snap.Pending, to.String())
+			s.stat(t).restart()
 		}
 	case dropRe.MatchString(q):
 		// The target keeps its table: a sync job does not delete data.

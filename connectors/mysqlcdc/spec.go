@@ -40,7 +40,7 @@ func Spec() connectors.Spec {
 			if log == nil {
 				log = discardLogger
 			}
-			return &Source{set: set, env: env, log: log, batchRows: maxBatchRows}, nil
+			return &Source{set: set, env: env, log: log, batchRows: maxBatchRows, mon: newMonitor(set.chunkSize)}, nil
 		},
 		Check: func(ctx context.Context, cfg connectors.Config) error {
 			set, err := parseSettings(cfg)

@@ -75,6 +75,7 @@ type table struct {
 	// pendingDDL: ALTERs read from the binlog whose result is not known yet
 	// (the reader lags; the next rows event describes the table).
 	pendingDDL []string
+	st         *tableStat // see Source.stat
 }
 
 // key returns the "db.table" form used in options and positions.

@@ -1,0 +1,252 @@
+package exec
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"sluice/connectors"
+)
+
+// TableRow is one source table of a job as this node's tasks report it
+// (sluice.job_tables before the job's state and checkpoints are applied).
+type TableRow struct {
+	Job         string    `json:"job"`
+	JobID       uint64    `json:"job_id"`
+	Table       string    `json:"table"`
+	Phase       string    `json:"phase"`
+	Snapshot    bool      `json:"snapshot,omitempty"`
+	RowsDone    int64     `json:"rows_done,omitempty"`
+	RowsTotal   int64     `json:"rows_total,omitempty"`
+	ChunksDone  int64     `json:"chunks_done,omitempty"`
+	ChunksTotal int64     `json:"chunks_total,omitempty"`
+	Exact       bool      `json:"exact,omitempty"`
+	LastEventAt time.Time `json:"last_event_at,omitzero"`
+	// Live: read from a running source now; otherwise the last report of
+	// a source that has stopped (a paused or failed job).
+	Live bool `json:"live,omitempty"`
+}
+
+// SourceRow is what one job's sources on this node say about themselves.
+type SourceRow struct {
+	Job       string    `json:"job"`
+	JobID     uint64    `json:"job_id"`
+	CurrentAt time.Time `json:"current_at,omitzero"` // the oldest subtask's
+	Head      string    `json:"head,omitempty"`
+	Live      bool      `json:"live,omitempty"`
+	At        time.Time `json:"at"` // when the report was taken
+}
+
+// tableBoard keeps the last report of every job's sources on this node,
+// so a paused or failed job still lists its tables (until the job is
+// dropped or this process ends).
+type tableBoard struct {
+	mu      sync.Mutex
+	tables  map[uint64][]TableRow
+	sources map[uint64]SourceRow
+}
+
+func newTableBoard() *tableBoard {
+	return &tableBoard{tables: map[uint64][]TableRow{}, sources: map[uint64]SourceRow{}}
+}
+
+// report builds one job's rows from its local tasks: a source that is a
+// connectors.Reporter speaks for itself; any other's tables are those its
+// batches named, STREAMING until the source ends (DONE).
+func (r *jobRun) report() ([]TableRow, SourceRow, bool) {
+	src := SourceRow{Job: r.job.Name, JobID: r.job.ID, Live: true}
+	byTable := map[string]int{}
+	var rows []TableRow
+	reported := false
+	for _, t := range r.tasks() {
+		rep := t.reporter()
+		if rep == nil {
+			continue
+		}
+		reported = true
+		st := rep.Status()
+		if src.CurrentAt.IsZero() || (!st.CurrentAt.IsZero() && st.CurrentAt.Before(src.CurrentAt)) {
+			src.CurrentAt = st.CurrentAt
+		}
+		if src.Head == "" {
+			src.Head = st.Head
+		}
+		for _, ts := range rep.TableStates() {
+			row := TableRow{Job: r.job.Name, JobID: r.job.ID, Table: ts.Table.String(), Phase: ts.Phase, Snapshot: ts.Snapshot,
+				RowsDone: ts.RowsDone, RowsTotal: ts.RowsTotal, ChunksDone: ts.ChunksDone, ChunksTotal: ts.ChunksTotal,
+				Exact: ts.Exact, LastEventAt: ts.LastEventAt.UTC(), Live: true}
+			if i, ok := byTable[row.Table]; ok { // several subtasks read the table
+				rows[i] = mergeTable(rows[i], row)
+				continue
+			}
+			byTable[row.Table] = len(rows)
+			rows = append(rows, row)
+		}
+	}
+	// Tables of sources that are not Reporters: those their batches named.
+	ended := true
+	for _, t := range r.tasks() {
+		ended = ended && t.eof.Load()
+	}
+	r.ctrs.Range(func(k, _ any) bool {
+		id := k.(connectors.TableID)
+		if _, ok := byTable[id.String()]; ok || reported {
+			return true
+		}
+		phase := connectors.PhaseStreaming
+		if ended {
+			phase = connectors.PhaseDone
+		}
+		byTable[id.String()] = len(rows)
+		rows = append(rows, TableRow{Job: r.job.Name, JobID: r.job.ID, Table: id.String(), Phase: phase, Live: true})
+		return true
+	})
+	sort.Slice(rows, func(i, k int) bool { return rows[i].Table < rows[k].Table })
+	return rows, src, reported || len(rows) > 0
+}
+
+// MergeReports joins the reports of several nodes: for each job, the
+// rows of every node whose report is live (several subtasks of one
+// source, merged per table), else of the node with the newest report (a
+// paused job lists the tables where it last ran).
+func MergeReports(tables [][]TableRow, sources [][]SourceRow) ([]TableRow, []SourceRow) {
+	best := map[uint64]SourceRow{}
+	use := map[uint64]map[int]bool{} // job → the reports (by index) to use
+	for i, list := range sources {
+		for _, s := range list {
+			b, seen := best[s.JobID]
+			switch {
+			case !seen || (s.Live && !b.Live) || (!s.Live && !b.Live && s.At.After(b.At)):
+				best[s.JobID] = s
+				use[s.JobID] = map[int]bool{i: true}
+			case s.Live && b.Live:
+				use[s.JobID][i] = true
+				if !s.CurrentAt.IsZero() && (b.CurrentAt.IsZero() || s.CurrentAt.Before(b.CurrentAt)) {
+					b.CurrentAt = s.CurrentAt
+				}
+				if b.Head == "" {
+					b.Head = s.Head
+				}
+				best[s.JobID] = b
+			}
+		}
+	}
+	var outT []TableRow
+	at := map[[2]string]int{}
+	for i, list := range tables {
+		for _, t := range list {
+			if !use[t.JobID][i] {
+				continue
+			}
+			k := [2]string{t.Job, t.Table}
+			if j, ok := at[k]; ok {
+				outT[j] = mergeTable(outT[j], t)
+				continue
+			}
+			at[k] = len(outT)
+			outT = append(outT, t)
+		}
+	}
+	outS := make([]SourceRow, 0, len(best))
+	for _, s := range best {
+		outS = append(outS, s)
+	}
+	sortReports(outT, outS)
+	return outT, outS
+}
+
+func sortReports(tables []TableRow, sources []SourceRow) {
+	sort.Slice(tables, func(i, k int) bool {
+		if tables[i].Job != tables[k].Job {
+			return tables[i].Job < tables[k].Job
+		}
+		return tables[i].Table < tables[k].Table
+	})
+	sort.Slice(sources, func(i, k int) bool { return sources[i].Job < sources[k].Job })
+}
+
+func mergeTable(a, b TableRow) TableRow {
+	if a.Phase != b.Phase && b.Phase == connectors.PhaseSnapshot {
+		a.Phase = b.Phase
+	}
+	a.Snapshot = a.Snapshot || b.Snapshot
+	a.RowsDone += b.RowsDone
+	a.RowsTotal += b.RowsTotal
+	a.ChunksDone += b.ChunksDone
+	a.ChunksTotal += b.ChunksTotal
+	a.Exact = a.Exact && b.Exact
+	if b.LastEventAt.After(a.LastEventAt) {
+		a.LastEventAt = b.LastEventAt
+	}
+	return a
+}
+
+// remember stores a run's report (called as the run's tasks end, and at
+// every read while it runs).
+func (b *tableBoard) remember(jobID uint64, rows []TableRow, src SourceRow) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	src.At = time.Now().UTC()
+	b.tables[jobID] = rows
+	b.sources[jobID] = src
+}
+
+// keep forgets jobs that are no longer in the catalog.
+func (b *tableBoard) keep(alive map[uint64]bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.tables {
+		if !alive[id] {
+			delete(b.tables, id)
+			delete(b.sources, id)
+		}
+	}
+}
+
+// TableRows lists the source tables of every job this node runs or ran
+// (see TableRow), by job and table.
+func (e *Engine) TableRows() []TableRow {
+	tables, _ := e.reports()
+	return tables
+}
+
+// SourceRows lists what every job's sources on this node say about
+// themselves (see SourceRow), by job.
+func (e *Engine) SourceRows() []SourceRow {
+	_, sources := e.reports()
+	return sources
+}
+
+func (e *Engine) reports() ([]TableRow, []SourceRow) {
+	e.mu.Lock()
+	runs := make([]*jobRun, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	for _, r := range runs {
+		if rows, src, ok := r.report(); ok {
+			e.board.remember(r.job.ID, rows, src)
+		}
+	}
+	b := e.board
+	b.mu.Lock()
+	var tables []TableRow
+	var sources []SourceRow
+	live := map[uint64]bool{}
+	for _, r := range runs {
+		live[r.job.ID] = true
+	}
+	for id, rows := range b.tables {
+		for _, row := range rows {
+			row.Live = row.Live && live[id]
+			tables = append(tables, row)
+		}
+		src := b.sources[id]
+		src.Live = src.Live && live[id]
+		sources = append(sources, src)
+	}
+	b.mu.Unlock()
+	sortReports(tables, sources)
+	return tables, sources
+}

@@ -218,6 +218,17 @@ func (c *Catalog) Job(name string) (Job, bool) { return c.fsm.Job(name) }
 // Events returns the retained events, oldest first.
 func (c *Catalog) Events() []Event { return c.fsm.Events() }
 
+// History returns the retained job history, oldest first.
+func (c *Catalog) History() []HistoryEntry { return c.fsm.History() }
+
+// OldestRetained is the time of the oldest history entry or event.
+func (c *Catalog) OldestRetained() (time.Time, bool) { return c.fsm.OldestRetained() }
+
+// Expire drops history entries and events older than before.
+func (c *Catalog) Expire(ctx context.Context, before time.Time) (Result, error) {
+	return c.apply(ctx, CmdExpire, &Expire{Before: before.UTC()})
+}
+
 // Nodes returns the registered nodes, ordered by id.
 func (c *Catalog) Nodes() []Node { return c.fsm.Nodes() }
 

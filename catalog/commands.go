@@ -34,6 +34,7 @@ const (
 	CmdSetUsers         CmdType = 9
 	CmdRemoveNode       CmdType = 10
 	CmdSetNodeStatus    CmdType = 11
+	CmdExpire           CmdType = 12
 )
 
 // Domain errors returned by apply (and so by the client methods).
@@ -97,6 +98,14 @@ type DropJob struct {
 	Name     string    `json:"name"`
 	IfExists bool      `json:"if_exists,omitempty"`
 	Time     time.Time `json:"time"`
+	Rows     int64     `json:"rows,omitempty"` // rows the job wrote, for its history entry
+}
+
+// Expire drops job history entries that ended, and events that happened,
+// before Before (the leader writes it as history.retention passes).
+type Expire struct {
+	Meta
+	Before time.Time `json:"before"`
 }
 
 // SetJobState moves a job from one of From (any state when empty) to To.
@@ -107,11 +116,14 @@ type SetJobState struct {
 	Name string `json:"name"`
 	// JobID, when set, must match: a job dropped and re-created under the
 	// same name is a different job.
-	JobID       uint64     `json:"job_id,omitempty"`
-	From        []JobState `json:"from,omitempty"`
-	To          JobState   `json:"to"`
-	Error       string     `json:"error,omitempty"` // the new error ("" clears it)
-	IncRestarts bool       `json:"inc_restarts,omitempty"`
+	JobID uint64     `json:"job_id,omitempty"`
+	From  []JobState `json:"from,omitempty"`
+	To    JobState   `json:"to"`
+	Error string     `json:"error,omitempty"` // the new error ("" clears it)
+	// Rows the job wrote, for the history entry a move to FINISHED or
+	// FAILED records.
+	Rows        int64 `json:"rows,omitempty"`
+	IncRestarts bool  `json:"inc_restarts,omitempty"`
 	// NewAttempt starts a new attempt: tasks about to run take its number,
 	// and checkpoints of earlier attempts are refused from now on.
 	NewAttempt bool `json:"new_attempt,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -15,12 +16,18 @@ import (
 // MaxEvents is how many events the catalog keeps; older ones are dropped.
 const MaxEvents = 10000
 
+// MaxHistory is how many job history entries the catalog keeps, whatever
+// their age.
+const MaxHistory = 10000
+
 // state is the whole replicated state. Stored *Job values are immutable:
 // apply replaces them, never edits them, so a snapshot may share them.
 type state struct {
 	Jobs   map[string]*Job  `json:"jobs"` // by key(name)
 	Nodes  map[string]*Node `json:"nodes"`
 	Events []Event          `json:"events"`
+	// History: finished, failed and dropped jobs, oldest first.
+	History []HistoryEntry `json:"history,omitempty"`
 	// Checkpoints per "jobID/pipeline", oldest first: the retained completed
 	// ones and the most recent failures.
 	Checkpoints map[string][]*Checkpoint `json:"checkpoints"`
@@ -56,6 +63,7 @@ var appliers = map[CmdType]applyFunc{
 	CmdSetUsers:         decoded(applySetUsers),
 	CmdRemoveNode:       decoded(applyRemoveNode),
 	CmdSetNodeStatus:    decoded(applySetNodeStatus),
+	CmdExpire:           decoded(applyExpire),
 }
 
 // decoded adapts a typed apply function. A command that cannot be decoded
@@ -139,6 +147,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		Jobs:     make(map[string]*Job, len(f.st.Jobs)),
 		Nodes:    make(map[string]*Node, len(f.st.Nodes)),
 		Events:   append([]Event(nil), f.st.Events...),
+		History:  append([]HistoryEntry(nil), f.st.History...),
 		EventSeq: f.st.EventSeq,
 		Index:    f.st.Index,
 		Users:    f.st.Users, UsersVersion: f.st.UsersVersion,
@@ -217,6 +226,30 @@ func (f *FSM) Job(name string) (Job, bool) {
 		return Job{}, false
 	}
 	return *j, true
+}
+
+// History returns the retained job history, oldest first.
+func (f *FSM) History() []HistoryEntry {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append([]HistoryEntry(nil), f.st.History...)
+}
+
+// OldestRetained is when the oldest history entry ended or the oldest
+// event happened (false: there are none).
+func (f *FSM) OldestRetained() (time.Time, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var t time.Time
+	for _, h := range f.st.History {
+		if t.IsZero() || h.EndedAt.Before(t) {
+			t = h.EndedAt
+		}
+	}
+	if len(f.st.Events) > 0 && (t.IsZero() || f.st.Events[0].Time.Before(t)) {
+		t = f.st.Events[0].Time
+	}
+	return t, !t.IsZero()
 }
 
 // Events returns the retained events, oldest first.
@@ -317,6 +350,33 @@ func (s *state) event(e Event) {
 	}
 }
 
+// addHistory adds a job's history entry.
+func (s *state) addHistory(j *Job, final, errText string, at time.Time, rows int64) {
+	s.History = append(s.History, HistoryEntry{JobID: j.ID, Name: j.Name, FinalState: final, Error: errText, Attempt: j.Attempt,
+		Restarts: j.Restarts, StartedAt: j.CreatedAt, EndedAt: at, Rows: rows, Spec: j.Spec})
+	if over := len(s.History) - MaxHistory; over > 0 {
+		s.History = append([]HistoryEntry(nil), s.History[over:]...)
+	}
+}
+
+func applyExpire(s *state, _ uint64, c *Expire) any {
+	keepH := s.History[:0:0]
+	for _, h := range s.History {
+		if !h.EndedAt.Before(c.Before) {
+			keepH = append(keepH, h)
+		}
+	}
+	keepE := s.Events[:0:0]
+	for _, e := range s.Events {
+		if !e.Time.Before(c.Before) {
+			keepE = append(keepE, e)
+		}
+	}
+	applied := len(keepH) != len(s.History) || len(keepE) != len(s.Events)
+	s.History, s.Events = keepH, keepE
+	return Result{Applied: applied}
+}
+
 func applyCreateJob(s *state, index uint64, c *CreateJob) any {
 	if _, ok := s.Jobs[key(c.Name)]; ok {
 		if c.IfNotExists {
@@ -358,6 +418,7 @@ func applyDropJob(s *state, _ uint64, c *DropJob) any {
 		}
 	}
 	s.event(Event{Time: c.Time, Job: j.Name, Kind: "DROPPED", Message: "job dropped in state " + string(j.State)})
+	s.addHistory(j, DroppedState, j.Error, c.Time, c.Rows)
 	return Result{Applied: true}
 }
 
@@ -397,6 +458,9 @@ func applySetJobState(s *state, index uint64, c *SetJobState) any {
 	j.Version = index
 	j.UpdatedAt = c.Time
 	s.Jobs[key(c.Name)] = &j
+	if (c.To == Failed || c.To == Finished) && old.State != c.To {
+		s.addHistory(&j, string(c.To), c.Error, c.Time, c.Rows)
+	}
 	msg := string(old.State) + " -> " + string(c.To)
 	if c.Reason != "" {
 		msg += ": " + c.Reason

@@ -115,6 +115,25 @@ type Job struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// HistoryEntry is a job that finished, failed or was dropped
+// (sluice.job_history). A job that fails, is resumed and fails again has
+// an entry for each failure.
+type HistoryEntry struct {
+	JobID      uint64    `json:"job_id"`
+	Name       string    `json:"name"`
+	FinalState string    `json:"final_state"` // FINISHED, FAILED, DROPPED
+	Error      string    `json:"error,omitempty"`
+	Attempt    int       `json:"attempt"`
+	Restarts   int       `json:"restarts"`
+	StartedAt  time.Time `json:"started_at"` // the job's creation
+	EndedAt    time.Time `json:"ended_at"`
+	Rows       int64     `json:"rows"`
+	Spec       JobSpec   `json:"spec"` // secrets sealed as in the job
+}
+
+// DroppedState is HistoryEntry.FinalState of a dropped job.
+const DroppedState = "DROPPED"
+
 // Event is one entry of the event log (sluice.events).
 type Event struct {
 	Seq     uint64    `json:"seq"`

@@ -353,8 +353,12 @@ func (e *Engine) transition(ctx context.Context, job catalog.Job, attempt int, f
 	}
 	actx, cancel := context.WithTimeout(ctx, e.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := e.cat.SetJobState(actx, catalog.SetJobState{Name: job.Name, JobID: job.ID, From: from, To: to, Error: errText, Reason: reason,
-		Attempt: catalog.AtAttempt(attempt)})
+	cmd := catalog.SetJobState{Name: job.Name, JobID: job.ID, From: from, To: to, Error: errText, Reason: reason,
+		Attempt: catalog.AtAttempt(attempt)}
+	if to == catalog.Failed || to == catalog.Finished {
+		cmd.Rows = e.metrics.sinkRows(job.Name) // for the job's history entry
+	}
+	res, err := e.cat.SetJobState(actx, cmd)
 	if err != nil && !errors.Is(err, catalog.ErrBadTransition) && !errors.Is(err, catalog.ErrJobNotFound) {
 		e.log.Warn("job state change failed", "job", job.Name, "to", to, "err", err)
 	}

@@ -80,6 +80,20 @@ func (m *Metrics) dropJob(job string) {
 	}
 }
 
+// sinkRows is how many rows a job's sinks on this node wrote since it
+// started.
+func (m *Metrics) sinkRows(job string) int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var n int64
+	for k, c := range m.m {
+		if k.job == job {
+			n += c.sinkCount.Load()
+		}
+	}
+	return n
+}
+
 // sample updates QPS figures; called about once a second.
 func (m *Metrics) sample(now time.Time) {
 	m.mu.RLock()

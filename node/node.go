@@ -46,6 +46,8 @@ type Config struct {
 	TLS           *TLS // nil: no TLS
 
 	HeartbeatInterval, SessionTimeout time.Duration
+	// HistoryRetention: how long job history and events are kept (0: 24h).
+	HistoryRetention time.Duration
 
 	Registry   *connectors.Registry
 	Logger     *slog.Logger
@@ -161,8 +163,9 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
 		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
 	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
-		Heard:    func(nd catalog.Node) bool { return n.Liveness.Heard(nd) },
-		IsLeader: func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
+		HistoryRetention: cfg.HistoryRetention,
+		Heard:            func(nd catalog.Node) bool { return n.Liveness.Heard(nd) },
+		IsLeader:         func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
 	n.Liveness = &cluster.Liveness{Peers: n.Peers, Self: cfg.ID, Incarnation: incarnation, Work: n.Engine, Interval: cfg.HeartbeatInterval,
 		SessionTimeout: cfg.SessionTimeout, Log: log}
 	if err := n.serveHTTP(); err != nil {

@@ -149,7 +149,13 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		}
 		return okResult(res.Applied), nil
 	case *planner.DropJob:
-		res, err := cat.DropJob(ctx, catalog.DropJob{Name: st.Name, IfExists: st.IfExists})
+		var rows int64 // for the job's history entry: what the cluster's metrics counted
+		for _, m := range s.cfg.Runtime.MetricRows() {
+			if strings.EqualFold(m.Job, st.Name) {
+				rows += m.SinkWriteCount
+			}
+		}
+		res, err := cat.DropJob(ctx, catalog.DropJob{Name: st.Name, IfExists: st.IfExists, Rows: rows})
 		if err != nil {
 			return nil, err
 		}

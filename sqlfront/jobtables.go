@@ -165,6 +165,25 @@ func tablePhase(j catalog.Job, sourcePhase string) string {
 	return sourcePhase
 }
 
+func (s *Server) jobHistoryTable() *sysTable {
+	return &sysTable{
+		name: "job_history", pk: []int{0, 2, 5},
+		schema: schema("job_history",
+			colDef{"job_id", types.Uint64, false}, colDef{"name", tVarchar, false}, colDef{"final_state", tVarchar, false},
+			colDef{"error", tText, true}, colDef{"started_at", tDatetime, false}, colDef{"ended_at", tDatetime, false},
+			colDef{"rows", types.Int64, false}, colDef{"restarts", types.Int64, false}, colDef{"attempt", types.Int64, false},
+			colDef{"spec", tText, false}),
+		rows: func(*sql.Context) []sql.Row {
+			var rows []sql.Row
+			for _, h := range s.cfg.Catalog.History() {
+				rows = append(rows, sql.NewRow(h.JobID, h.Name, h.FinalState, nullable(h.Error), h.StartedAt, h.EndedAt,
+					h.Rows, int64(h.Restarts), int64(h.Attempt), s.cfg.Planner.Render(h.Name, h.Spec, true)))
+			}
+			return rows
+		},
+	}
+}
+
 func (s *Server) jobTablesTable() *sysTable {
 	return &sysTable{
 		name: "job_tables", pk: []int{0, 1},

@@ -168,6 +168,7 @@ func (s *Server) tableList() []*sysTable {
 			},
 		},
 		s.jobTablesTable(),
+		s.jobHistoryTable(),
 		{
 			name: "tasks", pk: []int{0, 1, 2},
 			schema: schema("tasks",

@@ -324,6 +324,13 @@ func TestNewcomerPath(t *testing.T) {
 	}
 	n.sql("DROP SYNC JOB live")
 	n.waitFor("live gone", func() bool { return n.sql("SELECT COUNT(*) FROM sluice.tasks") == "0" })
+
+	// Finished and dropped jobs stay in sluice.job_history, spec included.
+	hist := n.sql("SELECT name, final_state, `rows`, spec LIKE 'CREATE SYNC JOB%' FROM sluice.job_history ORDER BY ended_at")
+	want := "bounded\tFINISHED\t25000\t1\nbounded\tDROPPED\t0\t1\nlive\tDROPPED\t"
+	if !strings.HasPrefix(hist, want) {
+		t.Fatalf("sluice.job_history:\n%s\nwant it to begin\n%s", hist, want)
+	}
 }
 
 func TestRefusesEmptyRootPasswordOffLoopback(t *testing.T) {

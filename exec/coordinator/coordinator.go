@@ -16,6 +16,8 @@ type Catalog interface {
 	Nodes() []catalog.Node
 	Changed() <-chan struct{}
 	SetJobState(ctx context.Context, cmd catalog.SetJobState) (catalog.Result, error)
+	OldestRetained() (time.Time, bool)
+	Expire(ctx context.Context, before time.Time) (catalog.Result, error)
 }
 
 // Config configures a Coordinator.
@@ -34,6 +36,9 @@ type Config struct {
 	Heard func(node catalog.Node) bool
 	// Resync is the period of a pass without a catalog change (default 1s).
 	Resync time.Duration
+	// HistoryRetention is how long job history entries and events are
+	// kept (default 24h): the leader expires older ones.
+	HistoryRetention time.Duration
 	// ApplyTimeout bounds each catalog write (default 5s).
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger
@@ -64,6 +69,9 @@ func New(cfg Config, cat Catalog) *Coordinator {
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 5 * time.Second
 	}
+	if cfg.HistoryRetention <= 0 {
+		cfg.HistoryRetention = 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -79,6 +87,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 		changed := c.cat.Changed()
 		if c.cfg.IsLeader() {
 			c.Schedule(ctx)
+			c.expire(ctx, time.Now())
 		}
 		select {
 		case <-ctx.Done():
@@ -86,6 +95,20 @@ func (c *Coordinator) Run(ctx context.Context) {
 		case <-changed:
 		case <-tick.C:
 		}
+	}
+}
+
+// expire drops job history and events older than HistoryRetention, when
+// there are any (one catalog write per pass at most).
+func (c *Coordinator) expire(ctx context.Context, now time.Time) {
+	before := now.Add(-c.cfg.HistoryRetention)
+	if oldest, ok := c.cat.OldestRetained(); !ok || !oldest.Before(before) {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := c.cat.Expire(actx, before); err != nil && ctx.Err() == nil {
+		c.log.Warn("expiring job history and events failed; trying again", "err", err)
 	}
 }
 

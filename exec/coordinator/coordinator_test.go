@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"sluice/catalog"
 )
@@ -153,5 +154,37 @@ func TestPlacesOnlyOnNodesHeardFrom(t *testing.T) {
 	c.Schedule(ctx)
 	if j := job(cat, "three"); j.State != catalog.Waiting {
 		t.Fatalf("three: %s, want WAITING once every node is heard from or DOWN", j.State)
+	}
+}
+
+// The leader expires job history and events once history.retention has
+// passed them, and writes nothing while none has.
+func TestExpireHistory(t *testing.T) {
+	ctx := context.Background()
+	cat, c := newCat(t)
+	create(t, cat, "old", 1, nil)
+	now := time.Now()
+	if _, err := cat.DropJob(ctx, catalog.DropJob{Name: "old", Time: now.Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	create(t, cat, "recent", 1, nil)
+	if _, err := cat.DropJob(ctx, catalog.DropJob{Name: "recent", Time: now}); err != nil {
+		t.Fatal(err)
+	}
+	c.cfg.HistoryRetention = time.Hour
+	index := cat.Index()
+	c.expire(ctx, now.Add(-90*time.Minute)) // nothing is older than an hour yet
+	if cat.Index() != index {
+		t.Fatal("expire wrote with nothing to expire")
+	}
+	c.expire(ctx, now)
+	h := cat.History()
+	if len(h) != 1 || h[0].Name != "recent" {
+		t.Fatalf("history after expiry: %+v", h)
+	}
+	for _, e := range cat.Events() {
+		if e.Time.Before(now.Add(-time.Hour)) {
+			t.Errorf("event older than the retention kept: %+v", e)
+		}
 	}
 }

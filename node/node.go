@@ -215,6 +215,13 @@ func (n *Node) serveHTTP() error {
 	}
 	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started)
 	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword, n.Engine.Deliver)
+	api := &sqlAPI{tls: n.cfg.TLS != nil, timeout: time.Minute, mysqlAddr: func() string {
+		if !n.started.Load() { // the front is set before started
+			return n.cfg.MySQLAddr
+		}
+		return n.MySQLAddr()
+	}}
+	api.register(mux)
 	n.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if n.cfg.TLS != nil {
 		n.hs.TLSConfig = n.cfg.TLS.HTTP

@@ -22,6 +22,7 @@ type Work interface {
 	MetricRows() []exec.MetricRow
 	TableRows() []exec.TableRow
 	SourceRows() []exec.SourceRow
+	RiskRows() []exec.RiskRow
 }
 
 // Report is one node's heartbeat: who it is and what it runs.
@@ -34,6 +35,7 @@ type Report struct {
 	Metrics     []exec.MetricRow `json:"metrics,omitempty"`
 	Tables      []exec.TableRow  `json:"tables,omitempty"`
 	Sources     []exec.SourceRow `json:"sources,omitempty"`
+	Risks       []exec.RiskRow   `json:"risks,omitempty"`
 }
 
 // Seen is the leader's record of one node's heartbeats.
@@ -89,7 +91,7 @@ func (l *Liveness) Connected() bool {
 func (l *Liveness) report() Report {
 	_, used := l.Work.SlotUsage()
 	return Report{Node: l.Self, Incarnation: l.Incarnation, Tasks: l.Work.Tasks(), Slots: l.Work.Slots(), SlotsUsed: used, Metrics: l.Work.MetricRows(),
-		Tables: l.Work.TableRows(), Sources: l.Work.SourceRows()}
+		Tables: l.Work.TableRows(), Sources: l.Work.SourceRows(), Risks: l.Work.RiskRows()}
 }
 
 // Run heartbeats until ctx ends.

@@ -113,6 +113,16 @@ func (c ClusterWork) reports() ([]exec.TableRow, []exec.SourceRow) {
 	return exec.MergeReports(tables, sources)
 }
 
+// RiskRows lists the binlog purge forecasts the leader made (the newest
+// check of each job over the cluster).
+func (c ClusterWork) RiskRows() []exec.RiskRow {
+	lists := [][]exec.RiskRow{c.Local.RiskRows()}
+	for _, r := range c.others() {
+		lists = append(lists, r.Risks)
+	}
+	return exec.MergeRisks(lists...)
+}
+
 // NodeSeen is a node's last heartbeat and status as the leader saw it,
 // and its slots in use as it reported them. A view older than a session
 // (no leader answered this node's heartbeats since) is not used: the

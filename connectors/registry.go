@@ -37,6 +37,10 @@ type Spec struct {
 	// CheckTables (sinks, optional) refuses at CREATE a job whose source
 	// tables the sink cannot serve as configured (ErrPrecondition).
 	CheckTables func(ctx context.Context, cfg Config, tables []TableInfo) error
+	// Retention (sources, optional) says how long the source server keeps
+	// what a position needs (a binlog's purge forecast); called for
+	// paused jobs too, with the last committed checkpoint's position.
+	Retention func(ctx context.Context, cfg Config, pos Position) (RetentionInfo, error)
 }
 
 // TableInfo is what a source knows at CREATE about one of its tables.

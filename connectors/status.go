@@ -54,3 +54,19 @@ type Reporter interface {
 type SourceClock interface {
 	SourceTime() time.Time
 }
+
+// RetentionInfo is a source server's purge forecast for one position
+// (sluice.binlog_risk).
+type RetentionInfo struct {
+	Server       string        // host:port
+	Oldest       string        // the oldest log the server still has
+	Head         string        // the server's newest position
+	Position     string        // the position examined, in the server's terms
+	BytesBehind  int64         // log bytes from the position to the head
+	BytesToPurge int64         // retained bytes older than what the position needs (purged before it)
+	Retention    time.Duration // the server's time-based retention (0: none)
+	// PurgeAt: the earliest time the server may purge what the position
+	// needs (zero: no time-based purge). Purged: it is gone already.
+	PurgeAt time.Time
+	Purged  bool
+}

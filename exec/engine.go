@@ -58,6 +58,11 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// StopGrace bounds a graceful stop (final checkpoint) before it turns abrupt.
 	StopGrace time.Duration
+	// IsLeader says whether this node leads the catalog: the leader checks
+	// the binlog purge forecast of every job (risk.go). nil: always.
+	IsLeader func() bool
+	// RiskInterval is the period of those checks (default 30s).
+	RiskInterval time.Duration
 	// Transport carries checkpoint messages to the nodes that run the other
 	// subtasks of a pipeline (nil: a single node).
 	Transport Transport
@@ -72,6 +77,7 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *Metrics
 	board   *tableBoard
+	risk    riskBoard
 	wake    chan struct{}
 
 	mu    sync.Mutex // guards runs and slots (read by system tables)
@@ -103,12 +109,19 @@ func New(cfg Config, cat Catalog) *Engine {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 30 * time.Second
 	}
+	if cfg.IsLeader == nil {
+		cfg.IsLeader = func() bool { return true }
+	}
+	if cfg.RiskInterval <= 0 {
+		cfg.RiskInterval = 30 * time.Second
+	}
 	if cfg.RPCTimeout <= 0 {
 		cfg.RPCTimeout = 30 * time.Second
 	}
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
+		risk: riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
 		slots: newSlotPool(cfg.Slots), ran: map[uint64]int{},
 	}
 }
@@ -129,6 +142,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer tick.Stop()
 	sample := time.NewTicker(time.Second)
 	defer sample.Stop()
+	rctx, stopRisk := context.WithCancel(ctx)
+	riskDone := make(chan struct{})
+	go func() { defer close(riskDone); e.watchRetention(rctx) }()
+	defer func() { stopRisk(); <-riskDone }()
 	for {
 		changed := e.cat.Changed()
 		e.reconcile(ctx)

@@ -48,6 +48,9 @@ type Config struct {
 	HeartbeatInterval, SessionTimeout time.Duration
 	// HistoryRetention: how long job history and events are kept (0: 24h).
 	HistoryRetention time.Duration
+	// BinlogRiskInterval: how often the leader checks binlog purge
+	// forecasts (0: 30s).
+	BinlogRiskInterval time.Duration
 
 	Registry   *connectors.Registry
 	Logger     *slog.Logger
@@ -161,7 +164,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	incarnation := catalog.NewRequestID() // random: this start of the node
 	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Incarnation: incarnation, Slots: cfg.Slots, Registry: reg, Logger: log,
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
-		Connected: func() bool { return n.Liveness.Connected() }}, n.Catalog)
+		Connected: func() bool { return n.Liveness.Connected() },
+		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() }, RiskInterval: cfg.BinlogRiskInterval}, n.Catalog)
 	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
 		HistoryRetention: cfg.HistoryRetention,
 		Heard:            func(nd catalog.Node) bool { return n.Liveness.Heard(nd) },

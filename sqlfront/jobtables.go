@@ -165,6 +165,43 @@ func tablePhase(j catalog.Job, sourcePhase string) string {
 	return sourcePhase
 }
 
+func (s *Server) binlogRiskTable() *sysTable {
+	return &sysTable{
+		name: "binlog_risk", pk: []int{0, 1},
+		schema: schema("binlog_risk",
+			colDef{"job", tVarchar, false}, colDef{"server", tVarchar, false}, colDef{"oldest_binlog", tVarchar, true},
+			colDef{"checkpoint_position", tVarchar, true}, colDef{"head_position", tText, true},
+			colDef{"bytes_behind", types.Int64, false}, colDef{"bytes_to_purge", types.Int64, false},
+			colDef{"retention_seconds", types.Int64, false}, colDef{"purge_at", tDatetime, true},
+			colDef{"seconds_to_purge", types.Int64, true}, colDef{"risk", tVarchar, false},
+			colDef{"error", tText, true}, colDef{"checked_at", tDatetime, false}),
+		rows: func(*sql.Context) []sql.Row {
+			var rows []sql.Row
+			now := time.Now()
+			live := map[uint64]bool{}
+			for _, j := range s.cfg.Catalog.Jobs() {
+				live[j.ID] = true
+			}
+			for _, r := range s.cfg.Runtime.RiskRows() {
+				if !live[r.JobID] {
+					continue
+				}
+				var purgeAt, left any
+				if !r.PurgeAt.IsZero() {
+					purgeAt, left = r.PurgeAt, int64(r.PurgeAt.Sub(now).Seconds())
+				}
+				if r.Purged {
+					left = int64(0)
+				}
+				rows = append(rows, sql.NewRow(r.Job, r.Server, nullable(r.Oldest), nullable(r.Position), nullable(r.Head),
+					r.BytesBehind, r.BytesToPurge, int64(r.Retention.Seconds()), purgeAt, left, r.Level(now),
+					nullable(r.Error), r.CheckedAt))
+			}
+			return rows
+		},
+	}
+}
+
 func (s *Server) jobHistoryTable() *sysTable {
 	return &sysTable{
 		name: "job_history", pk: []int{0, 2, 5},

@@ -73,6 +73,7 @@ type Runtime interface {
 	MetricRows() []exec.MetricRow
 	TableRows() []exec.TableRow
 	SourceRows() []exec.SourceRow
+	RiskRows() []exec.RiskRow
 }
 
 // Members changes the cluster's membership (cluster.Peers implements it).
@@ -169,6 +170,7 @@ func (s *Server) tableList() []*sysTable {
 		},
 		s.jobTablesTable(),
 		s.jobHistoryTable(),
+		s.binlogRiskTable(),
 		{
 			name: "tasks", pk: []int{0, 1, 2},
 			schema: schema("tasks",

@@ -76,7 +76,7 @@ type options struct {
 	secretKeyFile                          string
 	tls                                    assembly.TLSFiles
 	heartbeat, sessionTimeout              time.Duration
-	historyRetention                       time.Duration
+	historyRetention, binlogRiskInterval   time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -101,6 +101,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.tls.CA, "tls-ca", "", "PEM CA of the cluster's node certificates: turns on mutual TLS between nodes (Raft requires, HTTP checks a client certificate) and verifies the other nodes")
 	fs.DurationVar(&o.heartbeat, "heartbeat-interval", time.Second, "how often this node heartbeats to the leader")
 	fs.DurationVar(&o.historyRetention, "history-retention", 24*time.Hour, "how long sluice.job_history keeps finished, failed and dropped jobs, and sluice.events its events (on the leader)")
+	fs.DurationVar(&o.binlogRiskInterval, "binlog-risk-interval", 30*time.Second, "how often the leader checks how long each job's source server keeps the binlog the job still needs (sluice.binlog_risk)")
 	fs.DurationVar(&o.sessionTimeout, "node-session-timeout", 10*time.Second, "a node without a heartbeat for this long is DOWN (SUSPECT after 3 missed intervals)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -226,7 +227,8 @@ func serverCmd(args []string) error {
 		Join: o.join, JoinTimeout: o.joinTimeout, Role: o.role, Slots: o.slotCount, Tags: o.tags,
 		RootPassword: o.rootPassword, SecretKeyFile: o.secretKeyFile, TLS: tlsc,
 		HeartbeatInterval: o.heartbeat, SessionTimeout: o.sessionTimeout, HistoryRetention: o.historyRetention,
-		Registry: Registry(), Logger: log,
+		BinlogRiskInterval: o.binlogRiskInterval,
+		Registry:           Registry(), Logger: log,
 		RaftLogger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})})
 	if err != nil {
 		return err

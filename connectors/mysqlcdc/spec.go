@@ -42,6 +42,7 @@ func Spec() connectors.Spec {
 			}
 			return &Source{set: set, env: env, log: log, batchRows: maxBatchRows, mon: newMonitor(set.chunkSize)}, nil
 		},
+		Retention: retention,
 		Check: func(ctx context.Context, cfg connectors.Config) error {
 			set, err := parseSettings(cfg)
 			if err != nil {

@@ -121,7 +121,7 @@ func New(cfg Config, cat Catalog) *Engine {
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
-		risk: riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
+		risk:  riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
 		slots: newSlotPool(cfg.Slots), ran: map[uint64]int{},
 	}
 }

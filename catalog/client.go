@@ -221,6 +221,15 @@ func (c *Catalog) Events() []Event { return c.fsm.Events() }
 // History returns the retained job history, oldest first.
 func (c *Catalog) History() []HistoryEntry { return c.fsm.History() }
 
+// Verifications returns the chunks of the latest CHECKSUM SYNC JOB runs.
+func (c *Catalog) Verifications() []Verification { return c.fsm.Verifications() }
+
+// SetVerifications records a CHECKSUM SYNC JOB run.
+func (c *Catalog) SetVerifications(ctx context.Context, cmd SetVerifications) error {
+	_, err := c.apply(ctx, CmdSetVerifications, &cmd)
+	return err
+}
+
 // OldestRetained is the time of the oldest history entry or event.
 func (c *Catalog) OldestRetained() (time.Time, bool) { return c.fsm.OldestRetained() }
 

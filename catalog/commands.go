@@ -35,6 +35,7 @@ const (
 	CmdRemoveNode       CmdType = 10
 	CmdSetNodeStatus    CmdType = 11
 	CmdExpire           CmdType = 12
+	CmdSetVerifications CmdType = 13
 )
 
 // Domain errors returned by apply (and so by the client methods).
@@ -99,6 +100,15 @@ type DropJob struct {
 	IfExists bool      `json:"if_exists,omitempty"`
 	Time     time.Time `json:"time"`
 	Rows     int64     `json:"rows,omitempty"` // rows the job wrote, for its history entry
+}
+
+// SetVerifications records a CHECKSUM SYNC JOB run: its chunks replace
+// those of the same job and tables from earlier runs.
+type SetVerifications struct {
+	Meta
+	JobID  uint64         `json:"job_id"`
+	Tables []string       `json:"tables"`
+	Chunks []Verification `json:"chunks"`
 }
 
 // Expire drops job history entries that ended, and events that happened,

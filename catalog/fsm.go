@@ -20,6 +20,10 @@ const MaxEvents = 10000
 // their age.
 const MaxHistory = 10000
 
+// MaxVerifications is how many verified chunks the catalog keeps (the
+// oldest runs go first).
+const MaxVerifications = 20000
+
 // state is the whole replicated state. Stored *Job values are immutable:
 // apply replaces them, never edits them, so a snapshot may share them.
 type state struct {
@@ -28,6 +32,9 @@ type state struct {
 	Events []Event          `json:"events"`
 	// History: finished, failed and dropped jobs, oldest first.
 	History []HistoryEntry `json:"history,omitempty"`
+	// Verifications: the chunks of the latest CHECKSUM SYNC JOB run per
+	// job and table, oldest runs first.
+	Verifications []Verification `json:"verifications,omitempty"`
 	// Checkpoints per "jobID/pipeline", oldest first: the retained completed
 	// ones and the most recent failures.
 	Checkpoints map[string][]*Checkpoint `json:"checkpoints"`
@@ -64,6 +71,7 @@ var appliers = map[CmdType]applyFunc{
 	CmdRemoveNode:       decoded(applyRemoveNode),
 	CmdSetNodeStatus:    decoded(applySetNodeStatus),
 	CmdExpire:           decoded(applyExpire),
+	CmdSetVerifications: decoded(applySetVerifications),
 }
 
 // decoded adapts a typed apply function. A command that cannot be decoded
@@ -144,13 +152,14 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	cp := &state{
-		Jobs:     make(map[string]*Job, len(f.st.Jobs)),
-		Nodes:    make(map[string]*Node, len(f.st.Nodes)),
-		Events:   append([]Event(nil), f.st.Events...),
-		History:  append([]HistoryEntry(nil), f.st.History...),
-		EventSeq: f.st.EventSeq,
-		Index:    f.st.Index,
-		Users:    f.st.Users, UsersVersion: f.st.UsersVersion,
+		Jobs:          make(map[string]*Job, len(f.st.Jobs)),
+		Nodes:         make(map[string]*Node, len(f.st.Nodes)),
+		Events:        append([]Event(nil), f.st.Events...),
+		History:       append([]HistoryEntry(nil), f.st.History...),
+		Verifications: append([]Verification(nil), f.st.Verifications...),
+		EventSeq:      f.st.EventSeq,
+		Index:         f.st.Index,
+		Users:         f.st.Users, UsersVersion: f.st.UsersVersion,
 		Requests: append([]request(nil), f.st.Requests...),
 	}
 	for k, v := range f.st.Jobs {
@@ -233,6 +242,13 @@ func (f *FSM) History() []HistoryEntry {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return append([]HistoryEntry(nil), f.st.History...)
+}
+
+// Verifications returns the chunks of the latest CHECKSUM runs.
+func (f *FSM) Verifications() []Verification {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append([]Verification(nil), f.st.Verifications...)
 }
 
 // OldestRetained is when the oldest history entry ended or the oldest
@@ -372,9 +388,34 @@ func applyExpire(s *state, _ uint64, c *Expire) any {
 			keepE = append(keepE, e)
 		}
 	}
-	applied := len(keepH) != len(s.History) || len(keepE) != len(s.Events)
-	s.History, s.Events = keepH, keepE
+	keepV := s.Verifications[:0:0]
+	for _, v := range s.Verifications {
+		if !v.CheckedAt.Before(c.Before) {
+			keepV = append(keepV, v)
+		}
+	}
+	applied := len(keepH) != len(s.History) || len(keepE) != len(s.Events) || len(keepV) != len(s.Verifications)
+	s.History, s.Events, s.Verifications = keepH, keepE, keepV
 	return Result{Applied: applied}
+}
+
+func applySetVerifications(s *state, _ uint64, c *SetVerifications) any {
+	replaced := map[string]bool{}
+	for _, t := range c.Tables {
+		replaced[t] = true
+	}
+	keep := s.Verifications[:0:0]
+	for _, v := range s.Verifications {
+		if v.JobID != c.JobID || !replaced[v.Table] {
+			keep = append(keep, v)
+		}
+	}
+	keep = append(keep, c.Chunks...)
+	if over := len(keep) - MaxVerifications; over > 0 {
+		keep = keep[over:]
+	}
+	s.Verifications = keep
+	return Result{Applied: true}
 }
 
 func applyCreateJob(s *state, index uint64, c *CreateJob) any {
@@ -419,6 +460,13 @@ func applyDropJob(s *state, _ uint64, c *DropJob) any {
 	}
 	s.event(Event{Time: c.Time, Job: j.Name, Kind: "DROPPED", Message: "job dropped in state " + string(j.State)})
 	s.addHistory(j, DroppedState, j.Error, c.Time, c.Rows)
+	keepV := s.Verifications[:0:0]
+	for _, v := range s.Verifications {
+		if v.JobID != j.ID {
+			keepV = append(keepV, v)
+		}
+	}
+	s.Verifications = keepV
 	return Result{Applied: true}
 }
 

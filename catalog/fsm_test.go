@@ -231,7 +231,8 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f.mustOK(CmdCreateJob, sampleCreate("short"))
 	f.mustOK(CmdDropJob, DropJob{Name: "short", Rows: 5, Time: t0}) // a history entry
 	f.mustOK(CmdExpire, Expire{Before: t0.Add(-time.Hour)})
-	if len(appliers) != 12 {
+	f.mustOK(CmdSetVerifications, SetVerifications{JobID: 1, Tables: []string{"db.t"}, Chunks: []Verification{{JobID: 1, Job: "a", Table: "db.t", Equal: true, CheckedAt: t0}}})
+	if len(appliers) != 13 {
 		t.Fatalf("a new command type needs its place in this round trip (have %d)", len(appliers))
 	}
 

@@ -131,6 +131,24 @@ type HistoryEntry struct {
 	Spec       JobSpec   `json:"spec"` // secrets sealed as in the job
 }
 
+// Verification is one chunk compared by CHECKSUM SYNC JOB
+// (sluice.verifications).
+type Verification struct {
+	JobID          uint64    `json:"job_id"`
+	Job            string    `json:"job"`
+	Table          string    `json:"table"`
+	Chunk          int       `json:"chunk"` // 0-based in key order; -1: target rows whose key the source does not have
+	LowerKey       string    `json:"lower_key,omitempty"`
+	UpperKey       string    `json:"upper_key,omitempty"`
+	SourceRows     int64     `json:"source_rows"`
+	TargetRows     int64     `json:"target_rows"`
+	SourceChecksum uint64    `json:"source_checksum"`
+	TargetChecksum uint64    `json:"target_checksum"`
+	Equal          bool      `json:"equal"`
+	Rechecks       int       `json:"rechecks,omitempty"`
+	CheckedAt      time.Time `json:"checked_at"`
+}
+
 // DroppedState is HistoryEntry.FinalState of a dropped job.
 const DroppedState = "DROPPED"
 

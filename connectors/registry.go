@@ -41,6 +41,20 @@ type Spec struct {
 	// what a position needs (a binlog's purge forecast); called for
 	// paused jobs too, with the last committed checkpoint's position.
 	Retention func(ctx context.Context, cfg Config, pos Position) (RetentionInfo, error)
+	// Target (sinks, optional) says how to read what the sink wrote over
+	// the MySQL protocol (CHECKSUM SYNC JOB).
+	Target func(cfg Config) (SQLTarget, error)
+	// SourceSQL (sources, optional) is the same for the source's server.
+	SourceSQL func(cfg Config) (SQLTarget, error)
+}
+
+// SQLTarget is a server readable over the MySQL protocol, and where a
+// table of the job's source lands on it.
+type SQLTarget struct {
+	Addr, User, Password string
+	// Table is the table that holds source table id's rows (for a
+	// source: id itself).
+	Table func(id TableID) TableID
 }
 
 // TableInfo is what a source knows at CREATE about one of its tables.

@@ -20,6 +20,7 @@ import (
 	"sluice/connectors"
 	"sluice/exec"
 	"sluice/exec/coordinator"
+	"sluice/exec/verify"
 	"sluice/planner"
 	"sluice/raftstore"
 	"sluice/sqlfront"
@@ -195,7 +196,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	work := cluster.ClusterWork{Local: n.Engine, L: n.Liveness}
 	fc := sqlfront.Config{Addr: cfg.MySQLAddr, Listener: cfg.MySQLListener, NodeID: cfg.ID, RootPassword: cfg.RootPassword,
 		UsersFile: filepath.Join(cfg.DataDir, "users.db"), Catalog: n.Catalog, Planner: pl,
-		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work, Members: n.Peers, Reads: n.Peers}
+		Registry: reg, Runtime: work, Cluster: n.Store, Liveness: work, Members: n.Peers, Reads: n.Peers,
+		Verify: verify.New(verify.Config{Registry: reg}, n.Catalog).Run}
 	if cfg.TLS != nil {
 		fc.TLS = cfg.TLS.MySQL
 	}

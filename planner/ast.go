@@ -56,6 +56,16 @@ type ShowJobs struct {
 // ShowCreateJob is SHOW CREATE SYNC JOB.
 type ShowCreateJob struct{ Name string }
 
+// ChecksumJob is CHECKSUM SYNC JOB name [TABLE db.t] [WHERE condition]:
+// compare the job's source and target chunk by chunk. Where is the
+// condition's text as written (it goes to both servers).
+type ChecksumJob struct {
+	Name     string
+	Database string // with Table: only this table
+	Table    string
+	Where    string
+}
+
 // ExplainJob is EXPLAIN SYNC JOB name.
 type ExplainJob struct{ Name string }
 
@@ -65,6 +75,7 @@ type ExplainCreate struct{ Create *CreateJob }
 func (*CreateJob) statement()     {}
 func (*DropJob) statement()       {}
 func (*PauseJob) statement()      {}
+func (*ChecksumJob) statement()   {}
 func (*RemoveNode) statement()    {}
 func (*ResumeJob) statement()     {}
 func (*AlterJob) statement()      {}

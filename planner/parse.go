@@ -563,6 +563,8 @@ func (p *parser) statement() (Statement, error) {
 			return s, p.advance()
 		}
 		return s, nil
+	case p.isKeyword("CHECKSUM"):
+		return p.checksum()
 	case p.isKeyword("EXPLAIN"):
 		if err := p.advance(); err != nil {
 			return nil, err
@@ -580,7 +582,45 @@ func (p *parser) statement() (Statement, error) {
 		name, err := p.name("job name")
 		return &ExplainJob{Name: name}, err
 	}
-	return nil, p.errHere("expected CREATE, DROP, PAUSE, RESUME, ALTER, SHOW or EXPLAIN SYNC JOB")
+	return nil, p.errHere("expected CREATE, DROP, PAUSE, RESUME, ALTER, SHOW, EXPLAIN or CHECKSUM SYNC JOB")
+}
+
+// checksum parses CHECKSUM SYNC JOB name [TABLE db.t] [WHERE …]; the
+// condition runs to the end of the statement.
+func (p *parser) checksum() (*ChecksumJob, error) {
+	if err := p.keyword("CHECKSUM", "SYNC", "JOB"); err != nil {
+		return nil, err
+	}
+	name, err := p.name("job name")
+	if err != nil {
+		return nil, err
+	}
+	c := &ChecksumJob{Name: name}
+	if p.isKeyword("TABLE") {
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		if c.Database, err = p.name("database name (TABLE db.table)"); err != nil {
+			return nil, err
+		}
+		if err := p.punct("."); err != nil {
+			return nil, p.errHere("expected TABLE db.table")
+		}
+		if c.Table, err = p.name("table name"); err != nil {
+			return nil, err
+		}
+	}
+	if p.isKeyword("WHERE") {
+		rest := strings.TrimSpace(p.lx.src[p.tok.pos+len("WHERE"):])
+		rest = strings.TrimSpace(strings.TrimSuffix(rest, ";"))
+		if rest == "" {
+			return nil, p.errHere("WHERE needs a condition")
+		}
+		c.Where = rest
+		p.lx.pos = len(p.lx.src)
+		return c, p.advance()
+	}
+	return c, nil
 }
 
 func (p *parser) create() (*CreateJob, error) {
@@ -647,6 +687,8 @@ func IsDialect(text string) bool {
 	switch words[0] {
 	case "PAUSE", "RESUME":
 		return true
+	case "CHECKSUM":
+		return len(words) > 1 && words[1] == "SYNC"
 	case "REMOVE":
 		return len(words) > 1 && words[1] == "NODE"
 	case "CREATE", "DROP", "ALTER":

@@ -203,6 +203,8 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 			return nil, err
 		}
 		return okResult(true), nil
+	case *planner.ChecksumJob:
+		return s.checksum(ctx, st)
 	case *planner.ShowJobs:
 		return s.showJobs(st), nil
 	case *planner.ShowCreateJob:

@@ -9,6 +9,7 @@ import (
 	"sluice/catalog"
 	"sluice/connectors"
 	"sluice/exec/coordinator"
+	"sluice/exec/verify"
 	"sluice/planner"
 	"sluice/raftstore"
 )
@@ -32,6 +33,7 @@ import (
 //	outcome unknown (leader changed)   1105 ER_UNKNOWN_ERROR          HY000
 //	no quorum: writes cannot commit    1290 ER_OPTION_PREVENTS_STMT   HY000
 //	no free slots (strategy reject)    1041 ER_OUT_OF_RESOURCES       HY000
+//	CHECKSUM of a job it cannot compare 1235 ER_NOT_SUPPORTED_YET     42000
 //	anything else                      1105 ER_UNKNOWN_ERROR          HY000
 const (
 	ss42000                = "42000" // syntax error or access rule violation
@@ -83,6 +85,8 @@ func toSQLError(err error) error {
 		return sqlError(mysql.ERWrongValueForVar, ss42000, "%s", msg)
 	case errors.Is(err, connectors.ErrUnreachable), errors.Is(err, connectors.ErrPrecondition):
 		return sqlError(erConnectToForeignDataSource, "HY000", "%s", msg)
+	case errors.Is(err, verify.ErrUnsupported):
+		return sqlError(mysql.ERNotSupportedYet, ss42000, "%s", msg)
 	case errors.Is(err, errAccessDenied):
 		return sqlError(mysql.ERSpecifiedAccessDenied, ss42000, "%s", msg)
 	case errors.Is(err, catalog.ErrClaimTaken):

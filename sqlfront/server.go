@@ -18,6 +18,7 @@ import (
 
 	"sluice/catalog"
 	"sluice/connectors"
+	"sluice/exec/verify"
 	"sluice/planner"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	UsersFile    string // a single-node users file to move into the catalog once ("" for none)
 	Catalog      *catalog.Catalog
 	Planner      *planner.Planner
+	// Verify runs CHECKSUM SYNC JOB (nil: the statement is refused).
+	Verify func(ctx context.Context, req verify.Request) ([]verify.TableResult, error)
 	Registry     *connectors.Registry
 	Runtime      Runtime
 	Cluster      Cluster

@@ -171,6 +171,7 @@ func (s *Server) tableList() []*sysTable {
 		s.jobTablesTable(),
 		s.jobHistoryTable(),
 		s.binlogRiskTable(),
+		s.verificationsTable(),
 		{
 			name: "tasks", pk: []int{0, 1, 2},
 			schema: schema("tasks",

@@ -43,6 +43,11 @@ func Spec() connectors.Spec {
 			return &Source{set: set, env: env, log: log, batchRows: maxBatchRows, mon: newMonitor(set.chunkSize)}, nil
 		},
 		Retention: retention,
+		SourceSQL: func(cfg connectors.Config) (connectors.SQLTarget, error) {
+			set, err := parseSettings(cfg)
+			return connectors.SQLTarget{Addr: set.addr(), User: set.user, Password: set.password,
+				Table: func(id connectors.TableID) connectors.TableID { return id }}, err
+		},
 		Check: func(ctx context.Context, cfg connectors.Config) error {
 			set, err := parseSettings(cfg)
 			if err != nil {

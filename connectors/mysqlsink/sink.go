@@ -22,6 +22,16 @@ func Spec() connectors.Spec {
 		Kind:        connectors.KindSink,
 		Description: "MySQL / MariaDB target: batched upserts and deletes by primary key, idempotent under replay, or exactly-once through XA; creates missing tables",
 		Options:     Options,
+		Target: func(cfg connectors.Config) (connectors.SQLTarget, error) {
+			set := parse(cfg)
+			return connectors.SQLTarget{Addr: net.JoinHostPort(set.host, strconv.Itoa(set.port)), User: set.user, Password: set.password,
+				Table: func(id connectors.TableID) connectors.TableID {
+					if set.database != "" {
+						id.Database = set.database
+					}
+					return id
+				}}, nil
+		},
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			return &Sink{set: parse(cfg), env: env, tables: map[connectors.TableID]*target{}}, nil
 		},

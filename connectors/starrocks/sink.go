@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -24,6 +25,17 @@ func Spec() connectors.Spec {
 		Kind:        connectors.KindSink,
 		Description: "StarRocks Stream Load (JSON, __op upserts/deletes); exactly-once through the Stream Load transaction API",
 		Options:     Options,
+		Target: func(cfg connectors.Config) (connectors.SQLTarget, error) {
+			set := parse(cfg)
+			host, _, err := net.SplitHostPort(set.fes[0])
+			if err != nil {
+				return connectors.SQLTarget{}, err
+			}
+			return connectors.SQLTarget{Addr: net.JoinHostPort(host, strconv.Itoa(set.queryPort)), User: set.user, Password: set.password,
+				Table: func(id connectors.TableID) connectors.TableID {
+					return connectors.TableID{Database: placeholder(set.database, id), Table: placeholder(set.table, id)}
+				}}, nil
+		},
 		NewSink: func(cfg connectors.Config, env connectors.Env) (connectors.Sink, error) {
 			return newSink(cfg, env), nil
 		},

@@ -83,10 +83,14 @@ func (r *jobRun) report() ([]TableRow, SourceRow, bool) {
 			rows = append(rows, row)
 		}
 	}
-	// Tables of sources that are not Reporters: those their batches named.
+	// Tables of sources that are not Reporters: those their batches named;
+	// such a source counts as current while it runs (as at a barrier).
 	ended := true
 	for _, t := range r.tasks() {
 		ended = ended && t.eof.Load()
+	}
+	if !reported && !ended {
+		src.CurrentAt = time.Now().UTC()
 	}
 	r.ctrs.Range(func(k, _ any) bool {
 		id := k.(connectors.TableID)

@@ -221,7 +221,7 @@ func (n *Node) serveHTTP() error {
 	}
 	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started)
 	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword, n.Engine.Deliver)
-	api := &sqlAPI{tls: n.cfg.TLS != nil, timeout: time.Minute, mysqlAddr: func() string {
+	api := &sqlAPI{tls: n.cfg.TLS != nil, timeout: time.Minute, nodeID: n.cfg.ID, mysqlAddr: func() string {
 		if !n.started.Load() { // the front is set before started
 			return n.cfg.MySQLAddr
 		}

@@ -31,6 +31,7 @@ type sqlAPI struct {
 	mysqlAddr func() string // the MySQL front's listen address
 	tls       bool          // the front requires TLS
 	timeout   time.Duration
+	nodeID    string
 }
 
 // Result is the JSON answer of POST /v1/sql.
@@ -56,6 +57,7 @@ func (a *sqlAPI) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sql", a.handleSQL)
 	mux.HandleFunc("GET /v1/jobs", a.handleJobs)
 	mux.HandleFunc("GET /v1/jobs/{name}", a.handleJob)
+	mux.HandleFunc("GET /{$}", a.handleStatus(a.nodeID))
 }
 
 // statement reads the statement of a POST /v1/sql: the raw body (curl -d

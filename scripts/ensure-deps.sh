@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: a MySQL
 # command-line client (the end-to-end tests drive the real binary with it) and
-# the MariaDB server (CDC tests start throwaway instances of it).
+# the MariaDB server (CDC tests start throwaway instances of it), curl,
+# Chromium and Prometheus.
 # Idempotent; run by `make test`.
 set -euo pipefail
 
 need=()
 command -v mariadb >/dev/null 2>&1 || command -v mysql >/dev/null 2>&1 || need+=(mariadb-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The status page is tested in a real headless browser, the Grafana
+# dashboard's queries against a real Prometheus.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 
 if [ ${#need[@]} -eq 0 ]; then

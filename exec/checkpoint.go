@@ -181,6 +181,7 @@ func (e *Engine) commitCheckpoint(ctx context.Context, p *pipelineRun, f *inflig
 		e.failCheckpoint(ctx, p, f, "commit in catalog: "+err.Error())
 		return false
 	}
+	e.ckptDur.observe(r.job.Name, time.Since(f.triggered))
 	// Invariant: sinks commit only after the checkpoint is in the catalog.
 	if err := failpoint.Hit(failpoint.BeforeSinkCommit); err != nil {
 		r.fail(err)

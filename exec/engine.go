@@ -78,6 +78,7 @@ type Engine struct {
 	metrics *Metrics
 	board   *tableBoard
 	risk    riskBoard
+	ckptDur durations
 	wake    chan struct{}
 
 	mu    sync.Mutex // guards runs and slots (read by system tables)

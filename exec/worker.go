@@ -38,6 +38,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	for _, r := range gone { // dropped jobs
 		e.stopRun(r, false)
 		e.metrics.dropJob(r.job.Name)
+		e.ckptDur.drop(r.job.Name)
 	}
 	e.board.keep(seen)
 	e.mu.Lock()

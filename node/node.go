@@ -219,7 +219,15 @@ func (n *Node) serveHTTP() error {
 			return fmt.Errorf("http: %w", err)
 		}
 	}
-	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started)
+	exp := exposition{node: n.cfg.ID, store: n.Store, cat: n.Catalog, eng: n.Engine,
+		work: cluster.ClusterWork{Local: n.Engine, L: n.Liveness}}
+	exp.tables = func() []sqlfront.TableStatus {
+		if !n.started.Load() { // the front is set before started
+			return nil
+		}
+		return n.Front.TableStatuses()
+	}
+	mux := httpMux(n.cfg.ID, n.Store, n.Catalog, n.Engine, &n.started, exp)
 	cluster.Register(mux, n.Peers, n.Liveness, n.cfg.RootPassword, n.Engine.Deliver)
 	api := &sqlAPI{tls: n.cfg.TLS != nil, timeout: time.Minute, nodeID: n.cfg.ID, mysqlAddr: func() string {
 		if !n.started.Load() { // the front is set before started

@@ -10,9 +10,9 @@ package node
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 )
 

@@ -165,6 +165,33 @@ func tablePhase(j catalog.Job, sourcePhase string) string {
 	return sourcePhase
 }
 
+// TableStatus is one job table's phase, snapshot progress and lag as
+// sluice.job_tables has them (Table "" is the job's own lag), for the
+// Prometheus exposition.
+type TableStatus struct {
+	Job, Table, Phase   string
+	Snapshot            bool
+	RowsDone, RowsTotal int64
+	LagMs               int64
+}
+
+// TableStatuses is sluice.job_tables and the jobs' lag, computed once.
+func (s *Server) TableStatuses() []TableStatus {
+	now := time.Now()
+	jobs := s.cfg.Catalog.Jobs()
+	statuses := s.jobStatuses(jobs)
+	var out []TableStatus
+	for _, j := range jobs {
+		st := statuses[j.ID]
+		out = append(out, TableStatus{Job: j.Name, Phase: string(j.State), LagMs: st.jobLag(j, now)})
+		for _, t := range st.tables {
+			out = append(out, TableStatus{Job: j.Name, Table: t.Table, Phase: tablePhase(j, t.Phase), Snapshot: t.Snapshot,
+				RowsDone: t.RowsDone, RowsTotal: t.RowsTotal, LagMs: st.tableLag(j, t, now)})
+		}
+	}
+	return out
+}
+
 func (s *Server) binlogRiskTable() *sysTable {
 	return &sysTable{
 		name: "binlog_risk", pk: []int{0, 1},

@@ -36,7 +36,7 @@ type Config struct {
 	Catalog      *catalog.Catalog
 	Planner      *planner.Planner
 	// Verify runs CHECKSUM SYNC JOB (nil: the statement is refused).
-	Verify func(ctx context.Context, req verify.Request) ([]verify.TableResult, error)
+	Verify       func(ctx context.Context, req verify.Request) ([]verify.TableResult, error)
 	Registry     *connectors.Registry
 	Runtime      Runtime
 	Cluster      Cluster

@@ -85,8 +85,8 @@ func TestChecksumFindsChangesBehindTheJob(t *testing.T) {
 		t.Fatalf("WHERE id <= 1000: %v", got)
 	}
 	for q, code := range map[string]string{
-		"CHECKSUM SYNC JOB nosuch":                  "ERROR 1146",
-		"CHECKSUM SYNC JOB ck TABLE shop.missing":   "ERROR 1235",
+		"CHECKSUM SYNC JOB nosuch":                   "ERROR 1146",
+		"CHECKSUM SYNC JOB ck TABLE shop.missing":    "ERROR 1235",
 		"CHECKSUM SYNC JOB ck WHERE no_such_col > 1": "ERROR 1105",
 	} {
 		if out, err := n.run(q); err == nil || !strings.Contains(out, code) {

@@ -221,6 +221,29 @@ func (c *Catalog) Events() []Event { return c.fsm.Events() }
 // History returns the retained job history, oldest first.
 func (c *Catalog) History() []HistoryEntry { return c.fsm.History() }
 
+// Notifications returns the webhooks, by name.
+func (c *Catalog) Notifications() []Notification { return c.fsm.Notifications() }
+
+// EventsAfter returns the retained events after seq, oldest first.
+func (c *Catalog) EventsAfter(seq uint64) []Event { return c.fsm.EventsAfter(seq) }
+
+// CreateNotification adds a webhook.
+func (c *Catalog) CreateNotification(ctx context.Context, cmd CreateNotification) (Result, error) {
+	c.stamp(&cmd.Notification.CreatedAt)
+	return c.apply(ctx, CmdCreateNotification, &cmd)
+}
+
+// DropNotification removes a webhook.
+func (c *Catalog) DropNotification(ctx context.Context, cmd DropNotification) (Result, error) {
+	return c.apply(ctx, CmdDropNotification, &cmd)
+}
+
+// Notified records a webhook's delivery up to seq.
+func (c *Catalog) Notified(ctx context.Context, cmd Notified) error {
+	_, err := c.apply(ctx, CmdNotified, &cmd)
+	return err
+}
+
 // Verifications returns the chunks of the latest CHECKSUM SYNC JOB runs.
 func (c *Catalog) Verifications() []Verification { return c.fsm.Verifications() }
 

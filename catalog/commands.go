@@ -23,19 +23,22 @@ var skippable = map[CmdType]bool{CmdSetNodeStatus: true}
 
 // Command types.
 const (
-	CmdCreateJob        CmdType = 1
-	CmdDropJob          CmdType = 2
-	CmdSetJobState      CmdType = 3
-	CmdAlterJob         CmdType = 4
-	CmdAppendEvent      CmdType = 5
-	CmdRegisterNode     CmdType = 6
-	CmdCommitCheckpoint CmdType = 7
-	CmdFailCheckpoint   CmdType = 8
-	CmdSetUsers         CmdType = 9
-	CmdRemoveNode       CmdType = 10
-	CmdSetNodeStatus    CmdType = 11
-	CmdExpire           CmdType = 12
-	CmdSetVerifications CmdType = 13
+	CmdCreateJob          CmdType = 1
+	CmdDropJob            CmdType = 2
+	CmdSetJobState        CmdType = 3
+	CmdAlterJob           CmdType = 4
+	CmdAppendEvent        CmdType = 5
+	CmdRegisterNode       CmdType = 6
+	CmdCommitCheckpoint   CmdType = 7
+	CmdFailCheckpoint     CmdType = 8
+	CmdSetUsers           CmdType = 9
+	CmdRemoveNode         CmdType = 10
+	CmdSetNodeStatus      CmdType = 11
+	CmdExpire             CmdType = 12
+	CmdSetVerifications   CmdType = 13
+	CmdCreateNotification CmdType = 14
+	CmdDropNotification   CmdType = 15
+	CmdNotified           CmdType = 16
 )
 
 // Domain errors returned by apply (and so by the client methods).
@@ -109,6 +112,30 @@ type SetVerifications struct {
 	JobID  uint64         `json:"job_id"`
 	Tables []string       `json:"tables"`
 	Chunks []Verification `json:"chunks"`
+}
+
+// CreateNotification adds a webhook; it delivers events from the next
+// one on.
+type CreateNotification struct {
+	Meta
+	Notification Notification `json:"notification"`
+	IfNotExists  bool         `json:"if_not_exists,omitempty"`
+}
+
+// DropNotification removes a webhook.
+type DropNotification struct {
+	Meta
+	Name     string `json:"name"`
+	IfExists bool   `json:"if_exists,omitempty"`
+}
+
+// Notified moves a webhook's cursor: every event up to Seq is delivered
+// (or skipped). It never moves back.
+type Notified struct {
+	Meta
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"` // of the webhook meant (a re-created one is another)
+	Seq       uint64    `json:"seq"`
 }
 
 // Expire drops job history entries that ended, and events that happened,

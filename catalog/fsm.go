@@ -35,6 +35,8 @@ type state struct {
 	// Verifications: the chunks of the latest CHECKSUM SYNC JOB run per
 	// job and table, oldest runs first.
 	Verifications []Verification `json:"verifications,omitempty"`
+	// Notifications: webhooks by key(name).
+	Notifications map[string]*Notification `json:"notifications,omitempty"`
 	// Checkpoints per "jobID/pipeline", oldest first: the retained completed
 	// ones and the most recent failures.
 	Checkpoints map[string][]*Checkpoint `json:"checkpoints"`
@@ -59,19 +61,22 @@ type applyFunc func(s *state, index uint64, body []byte) any
 
 // appliers is the command table: one apply function per command type.
 var appliers = map[CmdType]applyFunc{
-	CmdCreateJob:        decoded(applyCreateJob),
-	CmdDropJob:          decoded(applyDropJob),
-	CmdSetJobState:      decoded(applySetJobState),
-	CmdAlterJob:         decoded(applyAlterJob),
-	CmdAppendEvent:      decoded(applyAppendEvent),
-	CmdRegisterNode:     decoded(applyRegisterNode),
-	CmdCommitCheckpoint: decoded(applyCommitCheckpoint),
-	CmdFailCheckpoint:   decoded(applyFailCheckpoint),
-	CmdSetUsers:         decoded(applySetUsers),
-	CmdRemoveNode:       decoded(applyRemoveNode),
-	CmdSetNodeStatus:    decoded(applySetNodeStatus),
-	CmdExpire:           decoded(applyExpire),
-	CmdSetVerifications: decoded(applySetVerifications),
+	CmdCreateJob:          decoded(applyCreateJob),
+	CmdDropJob:            decoded(applyDropJob),
+	CmdSetJobState:        decoded(applySetJobState),
+	CmdAlterJob:           decoded(applyAlterJob),
+	CmdAppendEvent:        decoded(applyAppendEvent),
+	CmdRegisterNode:       decoded(applyRegisterNode),
+	CmdCommitCheckpoint:   decoded(applyCommitCheckpoint),
+	CmdFailCheckpoint:     decoded(applyFailCheckpoint),
+	CmdSetUsers:           decoded(applySetUsers),
+	CmdRemoveNode:         decoded(applyRemoveNode),
+	CmdSetNodeStatus:      decoded(applySetNodeStatus),
+	CmdExpire:             decoded(applyExpire),
+	CmdSetVerifications:   decoded(applySetVerifications),
+	CmdCreateNotification: decoded(applyCreateNotification),
+	CmdDropNotification:   decoded(applyDropNotification),
+	CmdNotified:           decoded(applyNotified),
 }
 
 // decoded adapts a typed apply function. A command that cannot be decoded
@@ -157,6 +162,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		Events:        append([]Event(nil), f.st.Events...),
 		History:       append([]HistoryEntry(nil), f.st.History...),
 		Verifications: append([]Verification(nil), f.st.Verifications...),
+		Notifications: make(map[string]*Notification, len(f.st.Notifications)),
 		EventSeq:      f.st.EventSeq,
 		Index:         f.st.Index,
 		Users:         f.st.Users, UsersVersion: f.st.UsersVersion,
@@ -167,6 +173,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	for k, v := range f.st.Nodes {
 		cp.Nodes[k] = v
+	}
+	for k, v := range f.st.Notifications {
+		cp.Notifications[k] = v // replaced, never changed in place
 	}
 	cp.Checkpoints = make(map[string][]*Checkpoint, len(f.st.Checkpoints))
 	for k, v := range f.st.Checkpoints {
@@ -242,6 +251,26 @@ func (f *FSM) History() []HistoryEntry {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return append([]HistoryEntry(nil), f.st.History...)
+}
+
+// Notifications returns the webhooks, by name.
+func (f *FSM) Notifications() []Notification {
+	f.mu.RLock()
+	out := make([]Notification, 0, len(f.st.Notifications))
+	for _, n := range f.st.Notifications {
+		out = append(out, *n)
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
+	return out
+}
+
+// EventsAfter returns the retained events with seq > after, oldest first.
+func (f *FSM) EventsAfter(after uint64) []Event {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	i := sort.Search(len(f.st.Events), func(i int) bool { return f.st.Events[i].Seq > after })
+	return append([]Event(nil), f.st.Events[i:]...)
 }
 
 // Verifications returns the chunks of the latest CHECKSUM runs.
@@ -397,6 +426,44 @@ func applyExpire(s *state, _ uint64, c *Expire) any {
 	applied := len(keepH) != len(s.History) || len(keepE) != len(s.Events) || len(keepV) != len(s.Verifications)
 	s.History, s.Events, s.Verifications = keepH, keepE, keepV
 	return Result{Applied: applied}
+}
+
+func applyCreateNotification(s *state, _ uint64, c *CreateNotification) any {
+	n := c.Notification
+	if _, ok := s.Notifications[key(n.Name)]; ok {
+		if c.IfNotExists {
+			return Result{}
+		}
+		return fmt.Errorf("%w: %s", ErrNotificationExists, n.Name)
+	}
+	if s.Notifications == nil {
+		s.Notifications = map[string]*Notification{}
+	}
+	n.Cursor = s.EventSeq // from the next event on
+	s.Notifications[key(n.Name)] = &n
+	return Result{Applied: true}
+}
+
+func applyDropNotification(s *state, _ uint64, c *DropNotification) any {
+	if _, ok := s.Notifications[key(c.Name)]; !ok {
+		if c.IfExists {
+			return Result{}
+		}
+		return fmt.Errorf("%w: %s", ErrNotificationNotFound, c.Name)
+	}
+	delete(s.Notifications, key(c.Name))
+	return Result{Applied: true}
+}
+
+func applyNotified(s *state, _ uint64, c *Notified) any {
+	n, ok := s.Notifications[key(c.Name)]
+	if !ok || !n.CreatedAt.Equal(c.CreatedAt) || c.Seq <= n.Cursor {
+		return Result{}
+	}
+	m := *n
+	m.Cursor = c.Seq
+	s.Notifications[key(c.Name)] = &m
+	return Result{Applied: true}
 }
 
 func applySetVerifications(s *state, _ uint64, c *SetVerifications) any {

@@ -232,7 +232,11 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f.mustOK(CmdDropJob, DropJob{Name: "short", Rows: 5, Time: t0}) // a history entry
 	f.mustOK(CmdExpire, Expire{Before: t0.Add(-time.Hour)})
 	f.mustOK(CmdSetVerifications, SetVerifications{JobID: 1, Tables: []string{"db.t"}, Chunks: []Verification{{JobID: 1, Job: "a", Table: "db.t", Equal: true, CheckedAt: t0}}})
-	if len(appliers) != 13 {
+	f.mustOK(CmdCreateNotification, CreateNotification{Notification: Notification{Name: "hook", URL: "http://h/x", CreatedAt: t0}})
+	f.mustOK(CmdNotified, Notified{Name: "hook", CreatedAt: t0, Seq: 1 << 40})
+	f.mustOK(CmdCreateNotification, CreateNotification{Notification: Notification{Name: "gone", URL: "http://h/y", CreatedAt: t0}})
+	f.mustOK(CmdDropNotification, DropNotification{Name: "gone"})
+	if len(appliers) != 16 {
 		t.Fatalf("a new command type needs its place in this round trip (have %d)", len(appliers))
 	}
 

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"errors"
 	"strings"
 	"time"
 )
@@ -148,6 +149,25 @@ type Verification struct {
 	Rechecks       int       `json:"rechecks,omitempty"`
 	CheckedAt      time.Time `json:"checked_at"`
 }
+
+// Notification is a webhook: events (of one job, of some kinds) posted
+// as JSON to URL.
+type Notification struct {
+	Name      string    `json:"name"`
+	URL       string    `json:"url"` // secret-free by rule: credentials in it are refused
+	Job       string    `json:"job,omitempty"`
+	Events    []string  `json:"events,omitempty"` // empty: every kind
+	CreatedAt time.Time `json:"created_at"`
+	// Cursor is the last event seq delivered (or skipped).
+	Cursor uint64 `json:"cursor"`
+}
+
+// ErrNotificationExists and ErrNotificationNotFound answer CREATE/DROP
+// NOTIFICATION.
+var (
+	ErrNotificationExists   = errors.New("notification already exists")
+	ErrNotificationNotFound = errors.New("notification does not exist")
+)
 
 // DroppedState is HistoryEntry.FinalState of a dropped job.
 const DroppedState = "DROPPED"

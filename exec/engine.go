@@ -79,6 +79,7 @@ type Engine struct {
 	board   *tableBoard
 	risk    riskBoard
 	ckptDur durations
+	events  chan catalog.Event // written to the catalog off the data path (eventAsync)
 	wake    chan struct{}
 
 	mu    sync.Mutex // guards runs and slots (read by system tables)
@@ -122,8 +123,9 @@ func New(cfg Config, cat Catalog) *Engine {
 	return &Engine{
 		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
-		risk:  riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
-		slots: newSlotPool(cfg.Slots), ran: map[uint64]int{},
+		risk:   riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
+		events: make(chan catalog.Event, 256),
+		slots:  newSlotPool(cfg.Slots), ran: map[uint64]int{},
 	}
 }
 
@@ -146,6 +148,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	rctx, stopRisk := context.WithCancel(ctx)
 	riskDone := make(chan struct{})
 	go func() { defer close(riskDone); e.watchRetention(rctx) }()
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); e.writeEvents(rctx) }()
+	defer func() { stopRisk(); <-evDone }() // rctx ends both
 	defer func() { stopRisk(); <-riskDone }()
 	for {
 		changed := e.cat.Changed()
@@ -381,6 +386,27 @@ func (e *Engine) transition(ctx context.Context, job catalog.Job, attempt int, f
 		e.log.Warn("job state change failed", "job", job.Name, "to", to, "err", err)
 	}
 	return res, err
+}
+
+// eventAsync records an event without waiting for the catalog (from the
+// data path); with 256 waiting it is dropped, and logged.
+func (e *Engine) eventAsync(job, kind, msg string) {
+	select {
+	case e.events <- catalog.Event{Job: job, Kind: kind, Message: msg}:
+	default:
+		e.log.Warn("event dropped: the catalog is not keeping up", "job", job, "kind", kind, "message", msg)
+	}
+}
+
+func (e *Engine) writeEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-e.events:
+			e.event(ctx, ev.Job, ev.Kind, ev.Message)
+		}
+	}
 }
 
 func (e *Engine) event(ctx context.Context, job, kind, msg string) {

@@ -351,6 +351,9 @@ func (e *Engine) sourceStage(ctx context.Context, p *pipelineRun, t *task, st st
 			return fmt.Errorf("source %s: %w", p.run.job.Spec.Source.Connector, err)
 		}
 		origin := b.Table
+		if b.DDL != "" {
+			e.eventAsync(p.run.job.Name, "SCHEMA_CHANGE", fmt.Sprintf("table %s: %s", origin, b.DDL))
+		}
 		rows, bytes := b.Rows(), b.Bytes()
 		p.run.counters(origin).source(rows, bytes)
 		_ = p.run.limit.wait(ctx, rows, bytes)

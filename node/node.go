@@ -20,6 +20,7 @@ import (
 	"sluice/connectors"
 	"sluice/exec"
 	"sluice/exec/coordinator"
+	"sluice/exec/notify"
 	"sluice/exec/verify"
 	"sluice/planner"
 	"sluice/raftstore"
@@ -79,6 +80,7 @@ type Node struct {
 	cancel      context.CancelFunc
 	engDone     chan struct{}
 	coordDone   chan struct{}
+	notifyDone  chan struct{}
 	liveDone    chan struct{}
 	started     atomic.Bool
 }
@@ -192,6 +194,9 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	go func() { defer close(n.coordDone); n.Coordinator.Run(ctx) }()
 	n.liveDone = make(chan struct{})
 	go func() { defer close(n.liveDone); n.Liveness.Run(ctx) }()
+	notifier := notify.New(notify.Config{NodeID: cfg.ID, Logger: log, IsLeader: func() bool { return ready.Load() && n.Store.IsLeader() }}, n.Catalog)
+	n.notifyDone = make(chan struct{})
+	go func() { defer close(n.notifyDone); notifier.Run(ctx) }()
 
 	work := cluster.ClusterWork{Local: n.Engine, L: n.Liveness}
 	fc := sqlfront.Config{Addr: cfg.MySQLAddr, Listener: cfg.MySQLListener, NodeID: cfg.ID, RootPassword: cfg.RootPassword,
@@ -260,7 +265,7 @@ func (n *Node) Close() error {
 		_ = n.Front.Close()
 	}
 	n.cancel()
-	for _, done := range []chan struct{}{n.engDone, n.coordDone, n.liveDone} {
+	for _, done := range []chan struct{}{n.engDone, n.coordDone, n.liveDone, n.notifyDone} {
 		if done != nil {
 			<-done // the engine stops every job gracefully when ctx ends
 		}

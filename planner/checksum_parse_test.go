@@ -34,3 +34,33 @@ func TestChecksumParse(t *testing.T) {
 		}
 	}
 }
+
+func TestNotificationParse(t *testing.T) {
+	st, err := Parse("CREATE NOTIFICATION ops URL 'http://127.0.0.1:9000/hook' FOR JOB orders EVENTS ('failed', BINLOG_RISK)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := st.(*CreateNotification)
+	if c.Name != "ops" || c.URL != "http://127.0.0.1:9000/hook" || c.Job != "orders" || len(c.Events) != 2 || c.Events[0] != "FAILED" || c.Events[1] != "BINLOG_RISK" {
+		t.Fatalf("%+v", c)
+	}
+	if st, err := Parse("drop notification if exists ops"); err != nil || !st.(*DropNotification).IfExists {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if _, err := Parse("SHOW NOTIFICATIONS"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"CREATE NOTIFICATION x URL 'ftp://h/x'", "CREATE NOTIFICATION x URL 'http://'", "CREATE NOTIFICATION x URL 'http://h' EVENTS ()", "CREATE NOTIFICATION x"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	for _, q := range []string{"CREATE NOTIFICATION x URL 'http://h'", "DROP NOTIFICATION x", "SHOW NOTIFICATIONS"} {
+		if !IsDialect(q) {
+			t.Errorf("%s: not taken as dialect", q)
+		}
+	}
+	if IsDialect("SHOW TABLES") || IsDialect("CREATE TABLE t (a int)") {
+		t.Error("ordinary SQL taken as dialect")
+	}
+}

@@ -488,6 +488,12 @@ func Parse(text string) (Statement, error) {
 
 func (p *parser) statement() (Statement, error) {
 	switch {
+	case p.isKeyword("CREATE") && p.peekKeyword("NOTIFICATION"):
+		return p.createNotification()
+	case p.isKeyword("DROP") && p.peekKeyword("NOTIFICATION"):
+		return p.dropNotification()
+	case p.isKeyword("SHOW") && p.peekKeyword("NOTIFICATIONS"):
+		return &ShowNotifications{}, p.keyword("SHOW", "NOTIFICATIONS")
 	case p.isKeyword("CREATE"):
 		return p.create()
 	case p.isKeyword("DROP"):
@@ -691,10 +697,12 @@ func IsDialect(text string) bool {
 		return len(words) > 1 && words[1] == "SYNC"
 	case "REMOVE":
 		return len(words) > 1 && words[1] == "NODE"
-	case "CREATE", "DROP", "ALTER":
+	case "CREATE", "DROP":
+		return len(words) > 1 && (words[1] == "SYNC" || words[1] == "NOTIFICATION")
+	case "ALTER":
 		return len(words) > 1 && words[1] == "SYNC"
 	case "SHOW", "EXPLAIN":
-		return len(words) > 1 && (words[1] == "SYNC" || (words[1] == "CREATE" && len(words) > 2 && words[2] == "SYNC"))
+		return len(words) > 1 && (words[1] == "SYNC" || (words[0] == "SHOW" && words[1] == "NOTIFICATIONS") || (words[1] == "CREATE" && len(words) > 2 && words[2] == "SYNC"))
 	}
 	return false
 }

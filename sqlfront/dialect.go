@@ -70,9 +70,9 @@ func (i *interceptor) StmtExecute(ctx context.Context, chain server.Chain, c *my
 // privilege a statement needs on the sluice database.
 func privilegeOf(st planner.Statement) sql.PrivilegeType {
 	switch st.(type) {
-	case *planner.CreateJob:
+	case *planner.CreateJob, *planner.CreateNotification:
 		return sql.PrivilegeType_Create
-	case *planner.DropJob, *planner.RemoveNode:
+	case *planner.DropJob, *planner.RemoveNode, *planner.DropNotification:
 		return sql.PrivilegeType_Drop
 	case *planner.PauseJob, *planner.ResumeJob, *planner.AlterJob:
 		return sql.PrivilegeType_Alter
@@ -205,6 +205,8 @@ func (s *Server) Exec(ctx context.Context, st planner.Statement) (*sqltypes.Resu
 		return okResult(true), nil
 	case *planner.ChecksumJob:
 		return s.checksum(ctx, st)
+	case *planner.CreateNotification, *planner.DropNotification, *planner.ShowNotifications:
+		return s.notificationStatement(ctx, st)
 	case *planner.ShowJobs:
 		return s.showJobs(st), nil
 	case *planner.ShowCreateJob:

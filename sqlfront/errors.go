@@ -19,8 +19,8 @@ import (
 // and scripts can branch on the number; the message says what to fix.
 //
 //	syntax error in the dialect        1064 ER_PARSE_ERROR            42000
-//	job already exists                 1050 ER_TABLE_EXISTS_ERROR     42S01
-//	job does not exist                 1146 ER_NO_SUCH_TABLE          42S02
+//	job (notification) already exists  1050 ER_TABLE_EXISTS_ERROR     42S01
+//	job (notification) does not exist  1146 ER_NO_SUCH_TABLE          42S02
 //	unknown connector                  1286 ER_UNKNOWN_STORAGE_ENGINE 42000
 //	unknown option                     1911 ER_UNKNOWN_OPTION         HY000
 //	missing required option            1210 ER_WRONG_ARGUMENTS        HY000
@@ -69,6 +69,10 @@ func toSQLError(err error) error {
 			"You have an error in your sync job syntax: %s", syn.Error())
 	case errors.Is(err, catalog.ErrJobExists):
 		return sqlError(mysql.ERTableExists, "42S01", "%s", msg)
+	case errors.Is(err, catalog.ErrNotificationExists):
+		return sqlError(mysql.ERTableExists, "42S01", "%s", msg)
+	case errors.Is(err, catalog.ErrNotificationNotFound):
+		return sqlError(mysql.ERNoSuchTable, mysql.SSUnknownTable, "%s", msg)
 	case errors.Is(err, catalog.ErrJobNotFound):
 		return sqlError(mysql.ERNoSuchTable, mysql.SSUnknownTable, "%s", msg)
 	case errors.Is(err, catalog.ErrBadTransition):

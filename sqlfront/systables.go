@@ -172,6 +172,7 @@ func (s *Server) tableList() []*sysTable {
 		s.jobHistoryTable(),
 		s.binlogRiskTable(),
 		s.verificationsTable(),
+		s.notificationsTable(),
 		{
 			name: "tasks", pk: []int{0, 1, 2},
 			schema: schema("tasks",

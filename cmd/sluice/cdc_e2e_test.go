@@ -201,6 +201,9 @@ func TestCDCToMySQLSurvivesKill9(t *testing.T) {
 	if !strings.Contains(cols, "priority") {
 		t.Fatalf("target columns %s lack the added column", cols)
 	}
+	n.waitFor("the schema change in sluice.events", func() bool {
+		return n.int("SELECT COUNT(*) FROM sluice.events WHERE job = 'shop' AND kind = 'SCHEMA_CHANGE' AND message LIKE '%shop.orders%priority%'") > 0
+	})
 	// Metrics live in memory: after the restart only tables with new
 	// changes (the workload writes orders and items) have counts.
 	if got := n.int("SELECT COUNT(*) FROM sluice.metrics WHERE job = 'shop' AND table_name IN ('shop.orders', 'shop.items') AND sink_write_count > 0"); got != 2 {

@@ -53,6 +53,7 @@ func run() error {
 	cdcRows := flag.Int("cdc-rows", 1_000_000, "rows of the CDC benchmark table")
 	only := flag.String("only", "", "run only the report with this file name (REPORT.md: only render REPORT.md from the files in -out)")
 	bin := flag.String("sluice", "bin/sluice", "the sluice binary (failover runs real processes)")
+	tables := flag.Int("tables", 10_000, "tables of the many-tables benchmark (jobs of 100 each in its second half)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
 	if *profile != "" {
@@ -81,6 +82,7 @@ func run() error {
 		{"checkpoint_cost.json", func() ([]Figure, error) { return checkpointCost(5**rows, *runs) }}, // runs of several seconds: several checkpoints each
 		{"cdc_mysql.json", func() ([]Figure, error) { return cdcBench(*cdcRows) }},
 		{"starrocks_e2e.json", func() ([]Figure, error) { return starrocksBench(10) }},
+		{"tables_10k.json", func() ([]Figure, error) { return manyTables(*bin, *tables, 100, time.Minute) }},
 	}
 	for _, r := range reports {
 		if *only != "" && r.file != *only {

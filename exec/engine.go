@@ -63,6 +63,9 @@ type Config struct {
 	IsLeader func() bool
 	// RiskInterval is the period of those checks (default 30s).
 	RiskInterval time.Duration
+	// BoardFile keeps the last table reports of stopped runs across
+	// restarts of the node (sluice.job_tables of a paused job); "": memory only.
+	BoardFile string
 	// Transport carries checkpoint messages to the nodes that run the other
 	// subtasks of a pipeline (nil: a single node).
 	Transport Transport
@@ -121,7 +124,7 @@ func New(cfg Config, cat Catalog) *Engine {
 		cfg.RPCTimeout = 30 * time.Second
 	}
 	return &Engine{
-		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(),
+		cfg: cfg, cat: cat, log: cfg.Logger, metrics: newMetrics(), board: newTableBoard(cfg.BoardFile),
 		wake: make(chan struct{}, 1), runs: map[uint64]*jobRun{},
 		risk:   riskBoard{rows: map[uint64]RiskRow{}, levels: map[uint64]string{}},
 		events: make(chan catalog.Event, 256),
@@ -343,6 +346,7 @@ func (e *Engine) stopRun(r *jobRun, graceful bool) {
 func (e *Engine) forget(r *jobRun) {
 	if rows, src, ok := r.report(); ok { // what sluice.job_tables shows until the job runs again
 		e.board.remember(r.job.ID, rows, src)
+		e.board.save()
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

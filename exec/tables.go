@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"encoding/json"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -39,15 +41,56 @@ type SourceRow struct {
 
 // tableBoard keeps the last report of every job's sources on this node,
 // so a paused or failed job still lists its tables (until the job is
-// dropped or this process ends).
+// dropped). With a file, the reports of stopped runs are kept there too,
+// so they survive a restart of the node.
 type tableBoard struct {
 	mu      sync.Mutex
 	tables  map[uint64][]TableRow
 	sources map[uint64]SourceRow
+	file    string
 }
 
-func newTableBoard() *tableBoard {
-	return &tableBoard{tables: map[uint64][]TableRow{}, sources: map[uint64]SourceRow{}}
+// boardFile is what the board's file holds.
+type boardFile struct {
+	Tables  map[uint64][]TableRow `json:"tables"`
+	Sources map[uint64]SourceRow  `json:"sources"`
+}
+
+func newTableBoard(file string) *tableBoard {
+	b := &tableBoard{tables: map[uint64][]TableRow{}, sources: map[uint64]SourceRow{}, file: file}
+	if file == "" {
+		return b
+	}
+	if data, err := os.ReadFile(file); err == nil {
+		var f boardFile
+		if json.Unmarshal(data, &f) == nil {
+			for id, rows := range f.Tables {
+				b.tables[id] = rows
+			}
+			for id, s := range f.Sources {
+				s.Live = false
+				b.sources[id] = s
+			}
+		}
+	}
+	return b
+}
+
+// save writes the board to its file (atomically: a temporary file renamed).
+func (b *tableBoard) save() {
+	if b.file == "" {
+		return
+	}
+	b.mu.Lock()
+	data, err := json.Marshal(boardFile{Tables: b.tables, Sources: b.sources})
+	b.mu.Unlock()
+	if err != nil {
+		return
+	}
+	tmp := b.file + ".tmp"
+	if os.WriteFile(tmp, data, 0o600) == nil {
+		_ = os.Rename(tmp, b.file)
+	}
 }
 
 // report builds one job's rows from its local tasks: a source that is a
@@ -198,12 +241,17 @@ func (b *tableBoard) remember(jobID uint64, rows []TableRow, src SourceRow) {
 // keep forgets jobs that are no longer in the catalog.
 func (b *tableBoard) keep(alive map[uint64]bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	gone := false
 	for id := range b.tables {
 		if !alive[id] {
 			delete(b.tables, id)
 			delete(b.sources, id)
+			gone = true
 		}
+	}
+	b.mu.Unlock()
+	if gone {
+		b.save()
 	}
 }
 

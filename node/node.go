@@ -168,7 +168,8 @@ func Start(parent context.Context, cfg Config) (n *Node, err error) {
 	n.Engine = exec.New(exec.Config{NodeID: cfg.ID, Incarnation: incarnation, Slots: cfg.Slots, Registry: reg, Logger: log,
 		JobOptions: planner.JobConfig, Resync: cfg.Resync, Transport: cluster.TaskRPC{Peers: n.Peers},
 		Connected: func() bool { return n.Liveness.Connected() },
-		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() }, RiskInterval: cfg.BinlogRiskInterval}, n.Catalog)
+		IsLeader:  func() bool { return ready.Load() && n.Store.IsLeader() }, RiskInterval: cfg.BinlogRiskInterval,
+		BoardFile: filepath.Join(cfg.DataDir, "job_tables.json")}, n.Catalog)
 	n.Coordinator = coordinator.New(coordinator.Config{Resync: cfg.Resync, Logger: log, RetryInterval: planner.RetryInterval,
 		HistoryRetention: cfg.HistoryRetention,
 		Heard:            func(nd catalog.Node) bool { return n.Liveness.Heard(nd) },

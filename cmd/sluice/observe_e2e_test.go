@@ -126,6 +126,12 @@ func TestJobTablesProgressAndLag(t *testing.T) {
 	if jl := n.int("SELECT lag_ms FROM sluice.jobs WHERE name = 'obs'"); jl < b.lag {
 		t.Errorf("sluice.jobs lag_ms %d below its table's %d", jl, b.lag)
 	}
+	// A restart of the node keeps a paused job's tables listed.
+	n.kill9()
+	n.start()
+	if r, ok := n.jobTable("obs", "shop.big"); !ok || r.phase != "PAUSED" || r.lag < b.lag {
+		t.Errorf("after a restart the paused job's table is %+v (listed: %v), want PAUSED with lag at least %d", r, ok, b.lag)
+	}
 	n.sql("RESUME SYNC JOB obs")
 	n.waitFor("lag small again after RESUME", func() bool {
 		s, _ := n.jobTable("obs", "shop.big")

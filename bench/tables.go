@@ -222,9 +222,9 @@ func manyTablesRun(bin, dataDir string, srv *mariadbtest.Server, src *sql.DB, em
 	note := fmt.Sprintf("%d tables, %s; node with no job: %.1f MiB RSS, %.2f%% of a core; snapshot of all tables %s", n, name,
 		float64(base.rss)/(1<<20), baseCPU*100, snapshot.Round(time.Second))
 	return []Figure{
-		{Name: "RSS per 1,000 tables, " + name, Value: rssPerK, Unit: "MiB", Baseline: "the same node with no job", Floor: 24, Goal: 8, Max: true, Note: note},
-		{Name: "CPU per 1,000 idle tables, " + name, Value: cpuPerK, Unit: "% of a core", Baseline: "the same node with no job", Floor: 1, Max: true,
-			Note: fmt.Sprintf("over %s with 10 writes/s to random tables", idle)},
+		{Name: "RSS per 1,000 tables, " + name, Value: rssPerK, Unit: "MiB", Floor: 24, Goal: 8, Max: true, Note: "over the same node with no job; " + note},
+		{Name: "CPU per 1,000 idle tables, " + name, Value: cpuPerK, Unit: "% of a core", Floor: 1, Max: true,
+			Note: fmt.Sprintf("over the same node with no job, for %s with 10 writes/s to random tables", idle)},
 		{Name: "catalog size, " + name, Value: float64(dirSize(dataDir)) / (1 << 20), Unit: "MiB", Note: "the node's data dir (Raft log, snapshots)"},
 		{Name: "checkpoint size, " + name, Value: ckBytes, Unit: "bytes per task", Note: "the source position stored per checkpoint"},
 		{Name: "checkpoint duration, " + name, Value: ckMs, Unit: "ms", Note: "average of the retained completed checkpoints"},

@@ -404,25 +404,21 @@ func (s *state) addHistory(j *Job, final, errText string, at time.Time, rows int
 	}
 }
 
+// keepIf returns a new slice of the elements of list that keep says to keep.
+func keepIf[T any](list []T, keep func(T) bool) []T {
+	out := list[:0:0]
+	for _, x := range list {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 func applyExpire(s *state, _ uint64, c *Expire) any {
-	keepH := s.History[:0:0]
-	for _, h := range s.History {
-		if !h.EndedAt.Before(c.Before) {
-			keepH = append(keepH, h)
-		}
-	}
-	keepE := s.Events[:0:0]
-	for _, e := range s.Events {
-		if !e.Time.Before(c.Before) {
-			keepE = append(keepE, e)
-		}
-	}
-	keepV := s.Verifications[:0:0]
-	for _, v := range s.Verifications {
-		if !v.CheckedAt.Before(c.Before) {
-			keepV = append(keepV, v)
-		}
-	}
+	keepH := keepIf(s.History, func(h HistoryEntry) bool { return !h.EndedAt.Before(c.Before) })
+	keepE := keepIf(s.Events, func(e Event) bool { return !e.Time.Before(c.Before) })
+	keepV := keepIf(s.Verifications, func(v Verification) bool { return !v.CheckedAt.Before(c.Before) })
 	applied := len(keepH) != len(s.History) || len(keepE) != len(s.Events) || len(keepV) != len(s.Verifications)
 	s.History, s.Events, s.Verifications = keepH, keepE, keepV
 	return Result{Applied: applied}
@@ -471,12 +467,7 @@ func applySetVerifications(s *state, _ uint64, c *SetVerifications) any {
 	for _, t := range c.Tables {
 		replaced[t] = true
 	}
-	keep := s.Verifications[:0:0]
-	for _, v := range s.Verifications {
-		if v.JobID != c.JobID || !replaced[v.Table] {
-			keep = append(keep, v)
-		}
-	}
+	keep := keepIf(s.Verifications, func(v Verification) bool { return v.JobID != c.JobID || !replaced[v.Table] })
 	keep = append(keep, c.Chunks...)
 	if over := len(keep) - MaxVerifications; over > 0 {
 		keep = keep[over:]
@@ -527,13 +518,7 @@ func applyDropJob(s *state, _ uint64, c *DropJob) any {
 	}
 	s.event(Event{Time: c.Time, Job: j.Name, Kind: "DROPPED", Message: "job dropped in state " + string(j.State)})
 	s.addHistory(j, DroppedState, j.Error, c.Time, c.Rows)
-	keepV := s.Verifications[:0:0]
-	for _, v := range s.Verifications {
-		if v.JobID != j.ID {
-			keepV = append(keepV, v)
-		}
-	}
-	s.Verifications = keepV
+	s.Verifications = keepIf(s.Verifications, func(v Verification) bool { return v.JobID != j.ID })
 	return Result{Applied: true}
 }
 

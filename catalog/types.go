@@ -162,6 +162,23 @@ type Notification struct {
 	Cursor uint64 `json:"cursor"`
 }
 
+// Wants says whether the webhook takes the event: of its job (if it names
+// one) and of one of its kinds (if it lists any).
+func (n Notification) Wants(ev Event) bool {
+	if n.Job != "" && !strings.EqualFold(n.Job, ev.Job) {
+		return false
+	}
+	if len(n.Events) == 0 {
+		return true
+	}
+	for _, k := range n.Events {
+		if strings.EqualFold(k, ev.Kind) {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrNotificationExists and ErrNotificationNotFound answer CREATE/DROP
 // NOTIFICATION.
 var (

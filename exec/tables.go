@@ -48,6 +48,12 @@ type tableBoard struct {
 	tables  map[uint64][]TableRow
 	sources map[uint64]SourceRow
 	file    string
+	// the last computation of Engine.reports (the rows are not changed
+	// after: callers may keep them)
+	memoMu sync.Mutex
+	memoAt time.Time
+	memoT  []TableRow
+	memoS  []SourceRow
 }
 
 // boardFile is what the board's file holds.
@@ -135,9 +141,12 @@ func (r *jobRun) report() ([]TableRow, SourceRow, bool) {
 	if !reported && !ended {
 		src.CurrentAt = time.Now().UTC()
 	}
+	if reported {
+		return rows, src, true // a Reporter names every table it reads
+	}
 	r.ctrs.Range(func(k, _ any) bool {
 		id := k.(connectors.TableID)
-		if _, ok := byTable[id.String()]; ok || reported {
+		if _, ok := byTable[id.String()]; ok {
 			return true
 		}
 		phase := connectors.PhaseStreaming
@@ -149,7 +158,7 @@ func (r *jobRun) report() ([]TableRow, SourceRow, bool) {
 		return true
 	})
 	sort.Slice(rows, func(i, k int) bool { return rows[i].Table < rows[k].Table })
-	return rows, src, reported || len(rows) > 0
+	return rows, src, len(rows) > 0
 }
 
 // MergeReports joins the reports of several nodes: for each job, the
@@ -269,7 +278,24 @@ func (e *Engine) SourceRows() []SourceRow {
 	return sources
 }
 
+// reportsMaxAge is how long one computation of the reports answers: a
+// heartbeat asks for tables and sources in turn, and with ten thousand
+// tables each computation costs milliseconds.
+const reportsMaxAge = 500 * time.Millisecond
+
 func (e *Engine) reports() ([]TableRow, []SourceRow) {
+	b := e.board
+	b.memoMu.Lock()
+	defer b.memoMu.Unlock()
+	if time.Since(b.memoAt) < reportsMaxAge {
+		return b.memoT, b.memoS
+	}
+	t, s := e.computeReports()
+	b.memoT, b.memoS, b.memoAt = t, s, time.Now()
+	return t, s
+}
+
+func (e *Engine) computeReports() ([]TableRow, []SourceRow) {
 	e.mu.Lock()
 	runs := make([]*jobRun, 0, len(e.runs))
 	for _, r := range e.runs {

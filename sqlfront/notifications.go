@@ -61,23 +61,11 @@ func (s *Server) notificationStatement(ctx context.Context, st planner.Statement
 func pending(cat *catalog.Catalog, n catalog.Notification) int64 {
 	var k int64
 	for _, ev := range cat.EventsAfter(n.Cursor) {
-		if (n.Job == "" || strings.EqualFold(n.Job, ev.Job)) && kindWanted(n.Events, ev.Kind) {
+		if n.Wants(ev) {
 			k++
 		}
 	}
 	return k
-}
-
-func kindWanted(kinds []string, kind string) bool {
-	if len(kinds) == 0 {
-		return true
-	}
-	for _, k := range kinds {
-		if strings.EqualFold(k, kind) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) notificationsTable() *sysTable {

@@ -151,13 +151,8 @@ func (s *Source) Open(ctx context.Context, from connectors.Position) error {
 		return err
 	}
 	s.maria = info.maria
-	s.tables = map[string]*table{}
-	for _, id := range info.tables {
-		t, err := loadTable(ctx, db, id, s.set.chunkKey)
-		if err != nil {
-			return err
-		}
-		s.tables[t.key()] = t
+	if s.tables, err = loadTables(ctx, db, info.tables, s.set.chunkKey); err != nil {
+		return err
 	}
 	var start position
 	if len(from) > 0 {

@@ -75,12 +75,13 @@ func Spec() connectors.Spec {
 			if err != nil {
 				return nil, err
 			}
+			tables, err := loadTables(ctx, db, info.tables, nil)
+			if err != nil {
+				return nil, err
+			}
 			var out []connectors.TableInfo
 			for _, id := range info.tables {
-				t, err := loadTable(ctx, db, id, nil)
-				if err != nil {
-					return nil, err
-				}
+				t := tables[id.Database+"."+id.Table]
 				ti := connectors.TableInfo{ID: id}
 				if t.HasPK {
 					for _, k := range t.PK {
@@ -288,12 +289,12 @@ func preflight(ctx context.Context, db *sql.DB, s settings) (serverInfo, error) 
 			connectors.ErrPrecondition, s.addr(), joinPatterns(s.include), strings.Join(seen, ", "))
 	}
 	if s.mode == "initial" {
+		tables, err := loadTables(ctx, db, info.tables, s.chunkKey)
+		if err != nil {
+			return info, err
+		}
 		for _, id := range info.tables {
-			t, err := loadTable(ctx, db, id, s.chunkKey)
-			if err != nil {
-				return info, err
-			}
-			if len(t.PK) == 0 {
+			if t := tables[id.Database+"."+id.Table]; len(t.PK) == 0 {
 				return info, fmt.Errorf("%w: table %s has no primary key, so it cannot be snapshotted in chunks: add one, "+
 					"or name a unique, non-null column with snapshot.chunk.key", connectors.ErrPrecondition, id)
 			}

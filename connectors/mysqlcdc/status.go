@@ -22,6 +22,7 @@ import (
 // them; Reporter calls read them from any goroutine.
 type tableStat struct {
 	id         connectors.TableID
+	key        string // "db.table"
 	snapshot   atomic.Bool // a snapshot of the table is pending, running or done in this run
 	done       atomic.Bool // its snapshot finished: the counts are exact
 	rowsDone   atomic.Int64
@@ -60,7 +61,7 @@ func (m *monitor) stat(key string, id connectors.TableID) *tableStat {
 	defer m.mu.Unlock()
 	st := m.stats[key]
 	if st == nil {
-		st = &tableStat{id: id}
+		st = &tableStat{id: id, key: key}
 		m.stats[key] = st
 	}
 	return st
@@ -94,6 +95,7 @@ func (s *Source) TableStates() []connectors.TableState {
 		stats = append(stats, st)
 	}
 	m.mu.Unlock()
+	sort.Slice(stats, func(i, k int) bool { return stats[i].key < stats[k].key })
 	out := make([]connectors.TableState, 0, len(stats))
 	for _, st := range stats {
 		ts := connectors.TableState{Table: st.id, Phase: connectors.PhaseStreaming, Snapshot: st.snapshot.Load()}
@@ -112,7 +114,6 @@ func (s *Source) TableStates() []connectors.TableState {
 		}
 		out = append(out, ts)
 	}
-	sort.Slice(out, func(i, k int) bool { return out[i].Table.String() < out[k].Table.String() })
 	return out
 }
 

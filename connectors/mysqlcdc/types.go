@@ -92,9 +92,7 @@ func (t *table) colNames() []string {
 // loadTable reads a table's columns and primary key. chunkKey, when not
 // empty, names the column(s) to chunk by instead of the primary key.
 func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey []string) (*table, error) {
-	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE,
-		COALESCE(NUMERIC_PRECISION,0), COALESCE(NUMERIC_SCALE,0), COALESCE(CHARACTER_SET_NAME,''),
-		COALESCE(COLLATION_NAME,''), COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT, VERSION() LIKE '%MariaDB%'
+	rows, err := db.QueryContext(ctx, `SELECT `+columnsSelect+`
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION`, id.Database, id.Table)
 	if err != nil {
 		return nil, err
@@ -102,17 +100,12 @@ func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey 
 	defer rows.Close()
 	t := &table{ID: id}
 	for rows.Next() {
-		var c column
-		var nullable, extra string
-		var def sql.NullString
-		var maria bool
-		if err := rows.Scan(&c.Name, &c.DataType, &c.ColType, &nullable, &c.Prec, &c.Scale, &c.Charset,
-			&c.Collate, &def, &extra, &c.Comment, &maria); err != nil {
+		var cs columnScan
+		if err := rows.Scan(cs.dest()...); err != nil {
 			return nil, err
 		}
-		c.Nullable = nullable == "YES"
-		c.Default = defaultExpr(def, extra, c.DataType, maria)
-		if err := c.resolve(); err != nil {
+		c, err := cs.column()
+		if err != nil {
 			return nil, fmt.Errorf("table %s column %s: %w", t.key(), c.Name, err)
 		}
 		t.Cols = append(t.Cols, c)
@@ -140,6 +133,11 @@ func loadTable(ctx context.Context, db *sql.DB, id connectors.TableID, chunkKey 
 	if err := krows.Err(); err != nil {
 		return nil, err
 	}
+	return t.finish(pk, chunkKey)
+}
+
+// finish sets a table's key (its primary key pk, else chunkKey) and schema.
+func (t *table) finish(pk, chunkKey []string) (*table, error) {
 	t.HasPK = len(pk) > 0
 	if len(chunkKey) > 0 && !t.HasPK {
 		pk = chunkKey

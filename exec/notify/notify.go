@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,22 +133,6 @@ func (n *Notifier) reconcile(ctx context.Context) {
 	}
 }
 
-// matches says whether the webhook wants the event.
-func matches(nt catalog.Notification, ev catalog.Event) bool {
-	if nt.Job != "" && !strings.EqualFold(nt.Job, ev.Job) {
-		return false
-	}
-	if len(nt.Events) == 0 {
-		return true
-	}
-	for _, k := range nt.Events {
-		if strings.EqualFold(k, ev.Kind) {
-			return true
-		}
-	}
-	return false
-}
-
 // deliver posts the webhook's events, in order, until ctx ends.
 func (n *Notifier) deliver(ctx context.Context, nt catalog.Notification) {
 	cursor := nt.Cursor
@@ -162,7 +145,7 @@ func (n *Notifier) deliver(ctx context.Context, nt catalog.Notification) {
 		events := n.cat.EventsAfter(cursor)
 		moved := cursor
 		for _, ev := range events {
-			if matches(nt, ev) {
+			if nt.Wants(ev) {
 				if moved > cursor { // record the skipped ones first
 					n.record(ctx, nt, moved)
 					cursor = moved

@@ -19,6 +19,8 @@ func TestLoadTablesMatchesLoadTable(t *testing.T) {
 		"CREATE TABLE bulk_b.keyless (u INT NOT NULL UNIQUE, v TEXT)",
 		"CREATE TABLE bulk_b.other_not_asked (x INT PRIMARY KEY)")
 	db := srv.Open(t, "")
+	defer func(n int) { perTableLoads = n }(perTableLoads)
+	perTableLoads = 1 // the bulk path for these few tables
 	ids := []connectors.TableID{{Database: "bulk_a", Table: "every"}, {Database: "bulk_a", Table: "meta"},
 		{Database: "bulk_b", Table: "two"}, {Database: "bulk_b", Table: "keyless"}}
 	for _, chunkKey := range [][]string{nil, {"u"}} {

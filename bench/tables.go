@@ -56,6 +56,7 @@ func manyTables(bin string, n, perJob int, idle time.Duration) ([]Figure, error)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", layout.name, err)
 		}
+		printFigures(f) // each layout takes minutes
 		figs = append(figs, f...)
 	}
 	return figs, nil

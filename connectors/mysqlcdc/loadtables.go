@@ -123,3 +123,43 @@ func loadTables(ctx context.Context, db *sql.DB, ids []connectors.TableID, chunk
 	}
 	return out, nil
 }
+
+// baseTables keeps the base tables of ids (not views), in order.
+func baseTables(ctx context.Context, db *sql.DB, ids []connectors.TableID) ([]connectors.TableID, error) {
+	base := map[string]bool{}
+	if len(ids) <= perTableLoads {
+		for _, id := range ids {
+			var typ string
+			err := db.QueryRowContext(ctx, "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+				id.Database, id.Table).Scan(&typ)
+			if err != nil && err != sql.ErrNoRows {
+				return nil, err
+			}
+			base[id.String()] = typ == "BASE TABLE"
+		}
+	} else {
+		rows, err := db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE'
+			AND TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys')`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id connectors.TableID
+			if err := rows.Scan(&id.Database, &id.Table); err != nil {
+				return nil, err
+			}
+			base[id.String()] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	var out []connectors.TableID
+	for _, id := range ids {
+		if base[id.String()] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

@@ -261,24 +261,32 @@ func preflight(ctx context.Context, db *sql.DB, s settings) (serverInfo, error) 
 	if !hasPriv(grants, "BINLOG MONITOR", "REPLICATION CLIENT", "SUPER") {
 		return info, fmt.Errorf("%w: user %q lacks %s on %s: GRANT %s ON *.* TO ...", connectors.ErrPrecondition, s.user, monitorPriv(info.maria), s.addr(), monitorPriv(info.maria))
 	}
-	rows, err := db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE'
-		AND TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1, 2`)
+	// Names only: asking for TABLE_TYPE makes the server open every
+	// table's definition (0.6 s over 10,000 tables, against 0.04 s), so
+	// the type is asked of the matching tables only (baseTables).
+	rows, err := db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1, 2`)
 	if err != nil {
 		return info, err
 	}
-	defer rows.Close()
 	var seen []string
+	var matched []connectors.TableID
 	for rows.Next() {
 		var id connectors.TableID
 		if err := rows.Scan(&id.Database, &id.Table); err != nil {
+			rows.Close()
 			return info, err
 		}
 		seen = append(seen, id.String())
 		if s.matches(id) {
-			info.tables = append(info.tables, id)
+			matched = append(matched, id)
 		}
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
+		return info, err
+	}
+	if info.tables, err = baseTables(ctx, db, matched); err != nil {
 		return info, err
 	}
 	if len(info.tables) == 0 {

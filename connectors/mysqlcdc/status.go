@@ -22,7 +22,7 @@ import (
 // them; Reporter calls read them from any goroutine.
 type tableStat struct {
 	id         connectors.TableID
-	key        string // "db.table"
+	key        string      // "db.table"
 	snapshot   atomic.Bool // a snapshot of the table is pending, running or done in this run
 	done       atomic.Bool // its snapshot finished: the counts are exact
 	rowsDone   atomic.Int64

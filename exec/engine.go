@@ -281,6 +281,7 @@ func (e *Engine) start(ctx context.Context, job catalog.Job, mine []catalog.Task
 	e.mu.Lock()
 	e.runs[job.ID] = r
 	e.mu.Unlock()
+	e.board.stale.Store(true)
 
 	var wg sync.WaitGroup
 	for _, p := range r.pipelines {
@@ -348,6 +349,7 @@ func (e *Engine) forget(r *jobRun) {
 		e.board.remember(r.job.ID, rows, src)
 		e.board.save()
 	}
+	defer e.board.stale.Store(true) // after the run is gone from e.runs
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runs[r.job.ID] != r {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sluice/connectors"
@@ -51,6 +52,7 @@ type tableBoard struct {
 	// the last computation of Engine.reports (the rows are not changed
 	// after: callers may keep them)
 	memoMu sync.Mutex
+	stale  atomic.Bool // a run started or stopped since: compute again
 	memoAt time.Time
 	memoT  []TableRow
 	memoS  []SourceRow
@@ -287,7 +289,7 @@ func (e *Engine) reports() ([]TableRow, []SourceRow) {
 	b := e.board
 	b.memoMu.Lock()
 	defer b.memoMu.Unlock()
-	if time.Since(b.memoAt) < reportsMaxAge {
+	if !b.stale.Swap(false) && time.Since(b.memoAt) < reportsMaxAge {
 		return b.memoT, b.memoS
 	}
 	t, s := e.computeReports()

@@ -184,7 +184,9 @@ func (s *Source) startMonitor(ctx context.Context) {
 		tick := time.NewTicker(s.set.heartbeat)
 		defer tick.Stop()
 		for {
-			if h, err := binlogHead(hctx, s.db, s.maria); err == nil {
+			// Not cancelled midway: go-sql-driver's cancel races its cleanup
+			// with the query (go test -race); stop waits for the query.
+			if h, err := binlogHead(context.WithoutCancel(hctx), s.db, s.maria); err == nil {
 				m.head.Store(&h)
 			}
 			select {
@@ -260,8 +262,7 @@ func (s *Source) chunkCounted(t *table, read int, last bool) {
 
 // binlogHead is the server's newest position in position notation.
 func binlogHead(ctx context.Context, db *sql.DB, maria bool) (string, error) {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
+	qctx := ctx
 	p, err := masterStatus(qctx, db)
 	if err != nil {
 		return "", err

@@ -253,6 +253,10 @@ func (c *Catalog) SetVerifications(ctx context.Context, cmd SetVerifications) er
 	return err
 }
 
+// VisibleAt is the source time the job's target is current through (see
+// FSM.VisibleAt).
+func (c *Catalog) VisibleAt(j Job) time.Time { return c.fsm.VisibleAt(j) }
+
 // OldestRetained is the time of the oldest history entry or event.
 func (c *Catalog) OldestRetained() (time.Time, bool) { return c.fsm.OldestRetained() }
 

@@ -71,7 +71,6 @@ func later(a, b time.Time) time.Time {
 // visibleAt is the source time the job's target is current through (see
 // lagMs) and the positions of its last committed checkpoints.
 func visibleAt(cat *catalog.Catalog, j catalog.Job) (time.Time, string) {
-	var at time.Time
 	var pos []string
 	for _, p := range j.Plan.Pipelines {
 		cp, ok := cat.LastCheckpoint(j.ID, p.ID)
@@ -79,12 +78,6 @@ func visibleAt(cat *catalog.Catalog, j catalog.Job) (time.Time, string) {
 			return time.Time{}, ""
 		}
 		for _, t := range cp.Tasks {
-			if t.SourceTime.IsZero() {
-				return time.Time{}, ""
-			}
-			if at.IsZero() || t.SourceTime.Before(at) {
-				at = t.SourceTime
-			}
 			if len(j.Plan.Pipelines) > 1 {
 				pos = append(pos, fmt.Sprintf("%d.%d:%s", p.ID, t.Subtask, t.Position))
 			} else {
@@ -92,7 +85,7 @@ func visibleAt(cat *catalog.Catalog, j catalog.Job) (time.Time, string) {
 			}
 		}
 	}
-	return at, strings.Join(pos, " ")
+	return cat.VisibleAt(j), strings.Join(pos, " ")
 }
 
 // jobStatus is one job's runtime view for the jobs and job_tables tables.

@@ -18,7 +18,7 @@ import (
 type Catalog interface {
 	Job(name string) (catalog.Job, bool)
 	OpenOptions(opts map[string]string) (map[string]string, error)
-	LastCheckpoint(jobID uint64, pipeline int) (catalog.Checkpoint, bool)
+	VisibleAt(j catalog.Job) time.Time
 	SetVerifications(ctx context.Context, cmd catalog.SetVerifications) error
 }
 
@@ -184,20 +184,7 @@ func (v *Verifier) caughtUp(ctx context.Context, jobName string, t time.Time) {
 		if !ok || job.State != catalog.Running {
 			return
 		}
-		visible := time.Time{}
-		for _, p := range job.Plan.Pipelines {
-			cp, ok := v.cat.LastCheckpoint(job.ID, p.ID)
-			if !ok {
-				visible = time.Time{}
-				break
-			}
-			for _, tc := range cp.Tasks {
-				if visible.IsZero() || tc.SourceTime.Before(visible) {
-					visible = tc.SourceTime
-				}
-			}
-		}
-		if !visible.IsZero() && visible.After(t) {
+		if visible := v.cat.VisibleAt(job); !visible.IsZero() && visible.After(t) {
 			return
 		}
 		select {
